@@ -1,0 +1,685 @@
+import Kafka from '@confluentinc/kafka-javascript';
+import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, Producer, TopicPartition } from '@confluentinc/kafka-javascript';
+import type { S3Client } from '@aws-sdk/client-s3';
+import pRetry, { AbortError } from 'p-retry';
+import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, createS3Client, describeKafka, describeS3, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
+import { isQueueFull, nextDlqValueLength } from './dead-letter.js';
+import { ArchiverError } from './errors.js';
+import { hourDir, objectKey, parseObjectKey, partitionFilePrefix, topicPrefix } from './layout.js';
+import { ArchiverMetrics } from './metrics.js';
+import { resolveArchiverOptions, type ArchiverOptions, type ResolvedArchiverOptions } from './options.js';
+import type { EncodedFile } from './partition-work.js';
+import { EncodePipeline } from './pipeline.js';
+import type { BadRecord } from './roller.js';
+import { deleteKey, listKeys, putObject } from './s3-store.js';
+
+const ERR_ASSIGN = -175;
+const ERR_REVOKE = -174;
+/** Backoff of start-up retries: first and longest pause, ms. */
+const START_RETRY_MIN_MS = 500;
+const START_RETRY_MAX_MS = 10_000;
+/**
+ * Start-up failures that retrying cannot fix. librdkafka rarely marks errors retriable (a plain
+ * "Local: Timed out" is not), so anything not known to be permanent is retried.
+ */
+function isPermanentStartError(err: unknown): boolean {
+  if ((err as { code?: unknown }).code === 'KAFKA_AUTH_FAILED') return true;
+  const cause = (err as { cause?: { isFatal?: boolean; code?: number } }).cause;
+  if (cause?.isFatal === true) return true;
+  return /configuration property|invalid value for|no such configuration|authenticat|sasl|ssl handshake|authoriz/i.test(errorMessage(err));
+}
+
+/** Raw bytes handed to encode workers and not encoded yet, above which the consume loop waits. */
+const MAX_INFLIGHT_ENCODE_BYTES = 32 * 1024 * 1024;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
+
+/** What the archiver has done so far (for tests, the CLI's --json summary and the benchmark). */
+export interface ArchiverStats {
+  /** Records received from Kafka (valid or not). */
+  consumed: number;
+  files: number;
+  rows: number;
+  bytes: number;
+  rawBytes: number;
+  /** Bad records the dead-letter topic acknowledged. */
+  dlq: number;
+  /** Of those, records whose value was truncated to fit the dead-letter topic. */
+  dlqTruncated: number;
+  /** Bad records given up on (the DLQ never accepted them within dlqGiveUpMs, or refused even an empty value). */
+  dlqGivenUp: number;
+  uploadRetries: number;
+  commits: number;
+  /** Next offset to read per partition, as last committed by this process. */
+  committed: Record<number, number>;
+}
+
+/**
+ * Consumes the events topic in consumer group `archiver` and writes every event to Parquet objects
+ * on S3, committing a partition's offsets only after the object covering them is durably stored.
+ */
+export class Archiver {
+  readonly #o: ResolvedArchiverOptions;
+  readonly #s3: S3Client;
+  readonly metrics = new ArchiverMetrics();
+  #consumer: KafkaConsumer | undefined;
+  #producer: Producer | undefined;
+  #state: State = 'new';
+  #closing: Promise<void> | undefined;
+  #loop: Promise<void> | undefined;
+  #stopping = false;
+  #wakeStart: () => void = () => undefined;
+  #paused = false;
+  #fatal: Error | undefined;
+  readonly #abort = new AbortController();
+  #pipeline: EncodePipeline | undefined;
+  /** Bumped when a partition is lost: files closed before (still in an encode worker) are then dropped. */
+  readonly #epochs = new Map<number, number>();
+  readonly #chains = new Map<number, Promise<void>>();
+  /** Bumped when a partition is lost, so files still in flight for it never commit. */
+  readonly #generation = new Map<number, number>();
+  readonly #assigned = new Set<number>();
+  #pendingBytes = 0;
+  #metricsPort: number | undefined;
+  #lagTimer: NodeJS.Timeout | undefined;
+  readonly #stats: ArchiverStats = { consumed: 0, files: 0, rows: 0, bytes: 0, rawBytes: 0, dlq: 0, dlqTruncated: 0, dlqGivenUp: 0, uploadRetries: 0, commits: 0, committed: {} };
+  readonly #high = new Map<number, number>();
+
+  constructor(options: ArchiverOptions = {}) {
+    this.#o = resolveArchiverOptions(options);
+    this.#s3 = createS3Client(this.#o.s3);
+  }
+
+  get options(): Readonly<ResolvedArchiverOptions> {
+    return this.#o;
+  }
+
+  get stats(): ArchiverStats {
+    return { ...this.#stats, committed: { ...this.#stats.committed } };
+  }
+
+  /** Port of the metrics server, once started with metricsPort set. */
+  get metricsPort(): number | undefined {
+    return this.#metricsPort;
+  }
+
+  /** Resolves when the archiver stops on its own because of an unrecoverable failure (never on close()). */
+  #onFailed: (err: Error) => void = () => undefined;
+  readonly #failed = new Promise<Error>((resolve) => (this.#onFailed = resolve));
+  get failed(): Promise<Error> {
+    return this.#failed;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new ArchiverError('ARCHIVER_STATE', `start() called on an archiver that is ${this.#state}`);
+    this.#state = 'starting';
+    const o = this.#o;
+    try {
+      if (o.metricsPort !== undefined) this.#metricsPort = await this.metrics.listen(o.metricsPort, o.metricsHost);
+      const deadline = Date.now() + o.startTimeoutMs;
+      await this.#startStep('creating the dead-letter topic', deadline, () => this.#ensureDlqTopic());
+      this.#producer = await this.#startStep('connecting the dead-letter producer', deadline, () => this.#connectProducer());
+      this.#pipeline = new EncodePipeline(
+        { topic: o.topic, rollRows: o.rollRows, rollBytes: o.rollBytes, rowGroupRows: o.rowGroupRows, compression: o.compression },
+        o.encodeWorkers,
+        {
+          onFile: (file) => this.#enqueue(file),
+          onError: (err) => this.#fail(new ArchiverError('ENCODE_FAILED', err.message, { cause: err })),
+          epochOf: (p) => this.#epochs.get(p) ?? 0,
+        },
+      );
+      await this.#pipeline.start();
+      this.#consumer = await this.#startStep('connecting the consumer', deadline, () => this.#connectConsumer());
+    } catch (err) {
+      await this.#teardown();
+      this.#state = 'closed';
+      throw err instanceof ArchiverError
+        ? err
+        : new ArchiverError('CONSUMER_FAILED', `could not start the archiver on ${describeKafka(o.kafka)}: ${errorMessage(err)}`, { cause: err, retryable: true });
+    }
+    if (this.#stopping) {
+      // close() was called while starting: it is waiting for this to finish.
+      await this.#teardown();
+      this.#state = 'closed';
+      throw new ArchiverError('ARCHIVER_STATE', 'the archiver was closed while starting');
+    }
+    this.#state = 'running';
+    this.#o.log('info', 'archiver started', { topic: o.topic, group: o.groupId, s3: describeS3(o.s3), prefix: o.s3.prefix ?? '' });
+    this.#lagTimer = setInterval(() => this.#updateLag(), 5000);
+    this.#lagTimer.unref();
+    this.#loop = this.#run();
+  }
+
+  /**
+   * Runs one start-up step, retrying transient Kafka failures (a broker restarting, a request timing
+   * out while the controller moves) with jittered exponential backoff until `deadline`.
+   * Authentication and configuration errors fail at once: waiting does not fix them.
+   */
+  async #startStep<T>(what: string, deadline: number, fn: () => Promise<T>): Promise<T> {
+    const o = this.#o;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const retryable = !isPermanentStartError(err);
+        const wait = Math.min(START_RETRY_MAX_MS, START_RETRY_MIN_MS * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        if (!retryable || this.#stopping || Date.now() + wait > deadline) {
+          const tail = retryable && !this.#stopping ? ` (still failing after ${attempt} attempts in ${o.startTimeoutMs} ms)` : '';
+          throw new ArchiverError('CONSUMER_FAILED', `could not start the archiver on ${describeKafka(o.kafka)}: ${what}: ${errorMessage(err)}${tail}`, { cause: err, retryable });
+        }
+        this.metrics.startRetries.inc();
+        o.log('warn', `${what} failed; retrying`, { attempt, retryInMs: Math.round(wait), error: errorMessage(err) });
+        await this.#startSleep(wait);
+      }
+    }
+  }
+
+  /** A backoff pause that close() cuts short. */
+  #startSleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wakeStart = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * Stops intake, closes every open file, waits (up to closeTimeoutMs) for uploads and their
+   * commits, then disconnects. Idempotent. Rejects with CLOSE_TIMEOUT when uploads were abandoned
+   * (their ranges stay uncommitted and are archived again on the next start).
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#state === 'new' || this.#state === 'closed') {
+      this.#state = 'closed';
+      return;
+    }
+    if (this.#state === 'starting') {
+      // start() is retrying Kafka: stop it and let it clean up.
+      this.#stopping = true;
+      this.#wakeStart();
+      while ((this.#state as State) === 'starting') await sleep(50);
+      if ((this.#state as State) === 'closed') return;
+    }
+    this.#state = 'closing';
+    this.#stopping = true;
+    await this.#loop?.catch(() => undefined);
+    if (!this.#fatal && this.#pipeline) {
+      this.#pipeline.roll(undefined, 'close', Date.now());
+      // Every file closed so far reaches its partition's upload chain before the chains are awaited.
+      await this.#pipeline.drain();
+    }
+    const drained = await this.#waitChains([...this.#chains.keys()], this.#o.closeTimeoutMs);
+    if (!drained) this.#abort.abort();
+    await this.#teardown();
+    this.#state = 'closed';
+    this.#o.log('info', 'archiver closed', { files: this.#stats.files, rows: this.#stats.rows, dlq: this.#stats.dlq });
+    if (!drained) {
+      throw new ArchiverError('CLOSE_TIMEOUT', `uploads did not finish within ${this.#o.closeTimeoutMs} ms; their offsets were not committed and will be archived again on restart`, { retryable: true });
+    }
+  }
+
+  async #teardown(): Promise<void> {
+    if (this.#lagTimer) clearInterval(this.#lagTimer);
+    await this.#pipeline?.close();
+    const consumer = this.#consumer;
+    this.#consumer = undefined;
+    if (consumer) await new Promise<void>((res) => consumer.disconnect(() => res()));
+    const producer = this.#producer;
+    this.#producer = undefined;
+    if (producer) {
+      await new Promise<void>((res) => producer.flush(5000, () => res()));
+      await new Promise<void>((res) => producer.disconnect(() => res()));
+    }
+    await this.metrics.close();
+  }
+
+  /** A missing dead-letter topic would stall the first bad record forever; create it up front. */
+  async #ensureDlqTopic(): Promise<void> {
+    const admin = new KafkaAdmin({ ...this.#o.kafka, clientId: this.#o.kafka.clientId ?? 'agenttrace-archiver' });
+    try {
+      if ((await admin.partitionCount(this.#o.dlqTopic)) === undefined) {
+        await admin.ensureTopic({ topic: this.#o.dlqTopic, num_partitions: 3, replication_factor: -1 });
+        this.#o.log('info', 'created the dead-letter topic', { topic: this.#o.dlqTopic });
+      }
+    } finally {
+      admin.close();
+    }
+  }
+
+  async #connectProducer(): Promise<Producer> {
+    const o = this.#o;
+    const producer = new Kafka.Producer({
+      ...rdkafkaConfig({ ...o.kafka, clientId: o.kafka.clientId ?? 'agenttrace-archiver' }),
+      'enable.idempotence': true,
+      dr_cb: true,
+      'linger.ms': 5,
+    });
+    producer.on('delivery-report', (err, report) => {
+      const settle = report.opaque as ((err: unknown) => void) | undefined;
+      settle?.(err ?? undefined);
+    });
+    producer.on('event.error', (err) => o.log('warn', 'dead-letter producer error', { error: err.message }));
+    // On failure the client library already disconnects the half-made client; start() makes a new one.
+    await new Promise<void>((res, rej) => producer.connect({ timeout: 15_000 }, (err) => (err ? rej(kafkaError('connecting the dead-letter producer', o.kafka, err)) : res())));
+    producer.setPollInterval(50);
+    return producer;
+  }
+
+  async #connectConsumer(): Promise<KafkaConsumer> {
+    const o = this.#o;
+    const consumer = new Kafka.KafkaConsumer(
+      {
+        ...rdkafkaConfig({ ...o.kafka, clientId: o.kafka.clientId ?? 'agenttrace-archiver' }),
+        'group.id': o.groupId,
+        ...(o.instanceId ? { 'group.instance.id': o.instanceId } : {}),
+        'enable.auto.commit': false,
+        'enable.auto.offset.store': false,
+        'isolation.level': 'read_committed',
+        // Big fetches: the archiver reads backlogs.
+        'fetch.max.bytes': 64 * 1024 * 1024,
+        'queued.max.messages.kbytes': 256 * 1024,
+        rebalance_cb: (err: LibrdKafkaError, assignment: TopicPartition[]) => this.#onRebalance(consumer, err, assignment),
+        ...o.consumer,
+      },
+      { 'auto.offset.reset': 'earliest' },
+    );
+    consumer.on('event.error', (err) => o.log('warn', 'consumer error', { error: err.message }));
+    await new Promise<void>((res, rej) => consumer.connect({ timeout: 15_000 }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err)) : res())));
+    consumer.setDefaultConsumeTimeout(200);
+    consumer.subscribe([o.topic]);
+    return consumer;
+  }
+
+  /** `consumer` is passed in: during disconnect #consumer is already cleared but the revoke must still be answered. */
+  #onRebalance(consumer: KafkaConsumer, err: LibrdKafkaError, assignment: TopicPartition[]): void {
+    if (err.code === ERR_ASSIGN) {
+      for (const tp of assignment) this.#assigned.add(tp.partition);
+      this.#o.log('info', 'partitions assigned', { partitions: assignment.map((tp) => tp.partition) });
+      try {
+        consumer.assign(assignment);
+        if (this.#paused) consumer.pause(assignment);
+      } catch (e) {
+        this.#o.log('warn', 'assign failed', { error: errorMessage(e) });
+      }
+      return;
+    }
+    if (err.code !== ERR_REVOKE) return;
+    const revoked = assignment.map((tp) => tp.partition);
+    this.#o.log('info', 'partitions revoked', { partitions: revoked });
+    for (const p of revoked) {
+      this.#assigned.delete(p);
+      // The open file's records are not committed; the next owner reads them again. Files closed
+      // but still being encoded belong to the old epoch and are dropped when they come back.
+      this.#epochs.set(p, (this.#epochs.get(p) ?? 0) + 1);
+      this.#pipeline?.discard(p);
+    }
+    // Let uploads already under way finish and commit before giving the partitions up, so the next
+    // owner starts after them instead of racing them.
+    void this.#waitChains(revoked, this.#o.closeTimeoutMs).then((drained) => {
+      if (!drained) for (const p of revoked) this.#generation.set(p, (this.#generation.get(p) ?? 0) + 1);
+      try {
+        consumer.unassign();
+      } catch (e) {
+        this.#o.log('warn', 'unassign failed', { error: errorMessage(e) });
+      }
+    });
+  }
+
+  async #waitChains(partitions: number[], timeoutMs: number): Promise<boolean> {
+    const all = Promise.all(partitions.map((p) => this.#chains.get(p) ?? Promise.resolve())).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((res) => (timer = setTimeout(() => res(false), timeoutMs)));
+    const drained = await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    return drained;
+  }
+
+  #consume(max: number): Promise<Message[]> {
+    const consumer = this.#consumer;
+    if (!consumer) return Promise.resolve([]);
+    return new Promise((res, rej) => consumer.consume(max, (err, msgs) => (err ? rej(err) : res(msgs))));
+  }
+
+  async #run(): Promise<void> {
+    const o = this.#o;
+    while (!this.#stopping) {
+      this.#applyBackpressure();
+      let msgs: Message[];
+      try {
+        // While paused, keep polling so the group membership stays alive.
+        msgs = await this.#consume(this.#paused ? 1 : o.consumeBatch);
+      } catch (err) {
+        if (this.#stopping) break;
+        o.log('warn', 'consume failed; retrying', { error: errorMessage(err) });
+        await sleep(500);
+        continue;
+      }
+      const pipeline = this.#pipeline;
+      if (!pipeline) break;
+      const now = Date.now();
+      this.#handle(pipeline, msgs, now);
+      pipeline.roll(undefined, 'age', now, o.rollAgeMs);
+      this.#relieveMemory(pipeline);
+      // Bound the records handed to encode workers and not encoded yet; librdkafka keeps fetching meanwhile.
+      await pipeline.waitForCapacity(MAX_INFLIGHT_ENCODE_BYTES);
+      if (this.#paused && msgs.length === 0) await sleep(100);
+    }
+  }
+
+  /** Hands the batch to the encode pipeline, split by partition (offset order is kept within each). */
+  #handle(pipeline: EncodePipeline, msgs: Message[], now: number): void {
+    const byPartition = new Map<number, Message[]>();
+    for (const m of msgs) {
+      if (!this.#assigned.has(m.partition)) continue;
+      let list = byPartition.get(m.partition);
+      if (!list) byPartition.set(m.partition, (list = []));
+      list.push(m);
+    }
+    for (const [p, list] of byPartition) {
+      this.#stats.consumed += list.length;
+      pipeline.add(p, list, now);
+    }
+  }
+
+  #relieveMemory(pipeline: EncodePipeline): void {
+    const buffered = new Map(pipeline.bufferedBytes());
+    let total = 0;
+    for (const b of buffered.values()) total += b;
+    while (total > this.#o.maxBufferedBytes) {
+      let biggest: number | undefined;
+      for (const [p, b] of buffered) if (biggest === undefined || b > buffered.get(biggest)!) biggest = p;
+      if (biggest === undefined || buffered.get(biggest)! === 0) return;
+      total -= buffered.get(biggest)!;
+      buffered.set(biggest, 0);
+      pipeline.roll(biggest, 'memory', Date.now());
+    }
+  }
+
+  #applyBackpressure(): void {
+    const consumer = this.#consumer;
+    if (!consumer) return;
+    const max = this.#o.maxPendingUploadBytes;
+    const tps = [...this.#assigned].map((partition) => ({ topic: this.#o.topic, partition }));
+    try {
+      if (!this.#paused && this.#pendingBytes > max) {
+        this.#paused = true;
+        consumer.pause(tps);
+        this.metrics.paused.set(1);
+        this.#o.log('warn', 'uploads are behind; consumption paused', { pendingBytes: this.#pendingBytes });
+      } else if (this.#paused && this.#pendingBytes <= max / 2) {
+        this.#paused = false;
+        consumer.resume(tps);
+        this.metrics.paused.set(0);
+        this.#o.log('info', 'consumption resumed', { pendingBytes: this.#pendingBytes });
+      }
+    } catch (err) {
+      this.#o.log('warn', 'pause/resume failed', { error: errorMessage(err) });
+    }
+  }
+
+  /** Queues an encoded file's dead-lettering, upload and commit behind the partition's earlier files. */
+  #enqueue(file: EncodedFile): void {
+    const p = file.partition;
+    const generation = this.#generation.get(p) ?? 0;
+    const body = file.body;
+    const size = body?.byteLength ?? 0;
+    this.#pendingBytes += size;
+    this.metrics.pendingUploadBytes.set(this.#pendingBytes);
+    const prev = this.#chains.get(p) ?? Promise.resolve();
+    const next = prev
+      .then(() => this.#ship(file, body, generation))
+      .catch((err: unknown) => {
+        if (!this.#abort.signal.aborted) this.#fail(err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => {
+        this.#pendingBytes -= size;
+        this.metrics.pendingUploadBytes.set(this.#pendingBytes);
+      });
+    this.#chains.set(p, next);
+  }
+
+  /** Dead-letters, uploads, removes overlapping leftovers, then commits — in that order. */
+  async #ship(file: EncodedFile, body: Uint8Array | undefined, generation: number): Promise<void> {
+    const o = this.#o;
+    const p = file.partition;
+    if (this.#fatal || (this.#generation.get(p) ?? 0) !== generation) return;
+    if (file.bad.length > 0) await this.#retry('dlq', () => this.#sendDlq(file));
+    if (body && file.hourStart !== undefined) {
+      const key = objectKey(o.s3.prefix, { topic: o.topic, hourStart: file.hourStart, partition: p, firstOffset: file.firstOffset, lastOffset: file.lastOffset });
+      o.log('debug', 'uploading', { partition: p, key, bytes: body.byteLength, rows: file.rows });
+      const started = performance.now();
+      const { multipart } = await this.#retry('upload', () =>
+        putObject(this.#s3, o.s3.bucket, key, body, {
+          multipartThresholdBytes: o.multipartThresholdBytes,
+          multipartPartBytes: o.multipartPartBytes,
+          metadata: { 'agenttrace-first-offset': String(file.firstOffset), 'agenttrace-last-offset': String(file.lastOffset) },
+        }),
+      );
+      this.metrics.uploadSeconds.observe((performance.now() - started) / 1000);
+      await this.#retry('cleanup', () => this.#removeOverlaps(file, key));
+      this.metrics.filesWritten.inc({ reason: file.reason });
+      this.metrics.rowsWritten.inc(file.rows);
+      this.metrics.bytesWritten.inc(body.byteLength);
+      this.metrics.rawBytes.inc(file.rawBytes);
+      this.#stats.files += 1;
+      this.#stats.rows += file.rows;
+      this.#stats.bytes += body.byteLength;
+      this.#stats.rawBytes += file.rawBytes;
+      o.log('info', 'uploaded', { partition: p, key, rows: file.rows, bytes: body.byteLength, multipart, reason: file.reason, first: file.firstOffset, last: file.lastOffset });
+    }
+    if ((this.#generation.get(p) ?? 0) !== generation) return;
+    this.#commit(p, file.lastOffset + 1);
+  }
+
+  /**
+   * After a crash, the replayed range can be cut differently (an age roll happened at another
+   * moment), leaving an object of the earlier run that overlaps the new one. Any object of this
+   * partition in the same hour whose range intersects ours is such a leftover: every record in it
+   * at or after our first offset is being archived again by this run, and the records before it were
+   * committed after being archived elsewhere. Removing it before committing keeps each event in
+   * exactly one object.
+   */
+  async #removeOverlaps(file: EncodedFile, key: string): Promise<void> {
+    const o = this.#o;
+    const dir = topicPrefix(o.s3.prefix, o.topic) + hourDir(file.hourStart!) + partitionFilePrefix(file.partition);
+    for (const other of await listKeys(this.#s3, o.s3.bucket, dir, this.#abort.signal)) {
+      if (other === key) continue;
+      const n = parseObjectKey(other);
+      if (!n || n.partition !== file.partition) continue;
+      if (n.lastOffset < file.firstOffset || n.firstOffset > file.lastOffset) continue;
+      await deleteKey(this.#s3, o.s3.bucket, other);
+      this.metrics.overlapsRemoved.inc();
+      o.log('info', 'removed overlapping object of an earlier run', { partition: file.partition, key: other, replacedBy: key });
+    }
+  }
+
+  #commit(partition: number, offset: number): void {
+    const consumer = this.#consumer;
+    // Revoked partitions still commit here while their in-flight files drain, before unassign().
+    if (!consumer) return;
+    try {
+      consumer.commitSync({ topic: this.#o.topic, partition, offset });
+      this.#stats.commits += 1;
+      this.#stats.committed[partition] = offset;
+      this.#o.log('debug', 'committed', { partition, offset });
+    } catch (err) {
+      this.metrics.commitFailures.inc();
+      this.#o.log('warn', 'offset commit failed; the range will be archived again after a restart (same or replacing object)', { partition, offset, error: errorMessage(err) });
+    }
+  }
+
+  /**
+   * Dead-letters the file's bad records that the DLQ has not acknowledged yet. Each record is sent
+   * and settled on its own: a retry of the file (after a transient failure of some records) sends
+   * only the records still unacknowledged, never the ones already in the DLQ. A record still failing
+   * after dlqGiveUpMs is given up on (logged and counted) so one undeliverable record cannot hold
+   * the partition forever.
+   */
+  async #sendDlq(file: EncodedFile): Promise<void> {
+    const o = this.#o;
+    const pending = file.bad.filter((b) => !b.dlqSettled);
+    if (pending.length === 0) return;
+    const results = await Promise.allSettled(pending.map((b) => this.#deadLetter(file.partition, b)));
+    const now = Date.now();
+    let firstError: unknown;
+    let failed = 0;
+    let sent = 0;
+    results.forEach((r, i) => {
+      const b = pending[i]!;
+      if (r.status === 'fulfilled') {
+        if (r.value) sent += 1;
+        return;
+      }
+      b.dlqFirstFailureAt ??= now;
+      if (o.dlqGiveUpMs > 0 && now - b.dlqFirstFailureAt >= o.dlqGiveUpMs) {
+        this.#giveUpDlq(file.partition, b, `still failing after ${now - b.dlqFirstFailureAt} ms: ${errorMessage(r.reason)}`);
+        return;
+      }
+      failed += 1;
+      firstError ??= r.reason;
+    });
+    if (sent > 0) o.log('info', 'dead-lettered', { partition: file.partition, records: sent, dlqTopic: o.dlqTopic });
+    if (failed > 0) {
+      throw new ArchiverError('DLQ_FAILED', `${failed} of ${pending.length} dead-letter records of partition ${file.partition} were not acknowledged: ${errorMessage(firstError)}`, {
+        cause: firstError,
+        retryable: true,
+      });
+    }
+  }
+
+  /**
+   * Produces one bad record to the DLQ and waits for the acknowledgement; resolves true when sent,
+   * false when given up on. A value the DLQ topic cannot hold is truncated (head of the value, then
+   * no value) with header agenttrace-dlq-truncated-from = original length, rather than retried
+   * forever. Other failures reject (retried by the caller).
+   */
+  async #deadLetter(partition: number, b: BadRecord): Promise<boolean> {
+    const o = this.#o;
+    const original = b.value?.byteLength ?? 0;
+    const base: MessageHeader[] = [
+      // The record's own headers travel along, except any posing as dead-letter headers: ours are the truth.
+      ...(b.headers ?? []).filter((h) => !Object.keys(h).some((k) => k.toLowerCase().startsWith('agenttrace-dlq-'))),
+      ...dlqHeaders({ reason: b.reason, detail: b.detail, topic: o.topic, partition, offset: b.offset, consumer: o.groupId }),
+    ];
+    let length: number | undefined;
+    for (;;) {
+      const value = length === undefined || b.value === null ? b.value : b.value.subarray(0, length);
+      const headers = length === undefined ? base : [...base, { [DLQ_HEADER_TRUNCATED_FROM]: String(original) }];
+      try {
+        await this.#produceDlq(value, b.key, b.timestamp, headers);
+      } catch (err) {
+        if (!isTooLarge(err)) throw err;
+        const next = nextDlqValueLength(original, length);
+        if (next === undefined) {
+          this.#giveUpDlq(partition, b, `the dead-letter topic refuses it as too large even without its value: ${errorMessage(err)}`);
+          return false;
+        }
+        length = next;
+        continue;
+      }
+      b.dlqSettled = true;
+      this.metrics.dlqRecords.inc({ reason: b.reason });
+      this.#stats.dlq += 1;
+      if (length !== undefined) {
+        this.metrics.dlqTruncated.inc();
+        this.#stats.dlqTruncated += 1;
+        o.log('warn', 'dead-letter record truncated to fit the dead-letter topic', { partition, offset: b.offset, reason: b.reason, originalBytes: original, keptBytes: length });
+      }
+      return true;
+    }
+  }
+
+  #giveUpDlq(partition: number, b: BadRecord, why: string): void {
+    b.dlqSettled = true;
+    this.metrics.dlqGivenUp.inc({ reason: b.reason });
+    this.#stats.dlqGivenUp += 1;
+    this.#o.log('error', 'gave up dead-lettering a bad record; it is skipped (the source record stays in the topic until retention removes it)', {
+      topic: this.#o.topic,
+      partition,
+      offset: b.offset,
+      reason: b.reason,
+      why,
+    });
+  }
+
+  /** One produce to the DLQ, resolved by its delivery report. Waits (bounded) while librdkafka's queue is full. */
+  async #produceDlq(value: Buffer | null, key: Buffer | null, timestamp: number | undefined, headers: MessageHeader[]): Promise<void> {
+    const producer = this.#producer;
+    if (!producer) throw new ArchiverError('DLQ_FAILED', 'the dead-letter producer is not connected', { retryable: true });
+    let settle: (err: unknown) => void = () => undefined;
+    const delivered = new Promise<void>((resolve, reject) => (settle = (err: unknown) => (err ? reject(err) : resolve())));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        producer.produce(this.#o.dlqTopic, null, value, key ?? undefined, timestamp, settle, headers);
+        break;
+      } catch (err) {
+        if (isQueueFull(err) && attempt < 3000 && !this.#abort.signal.aborted) {
+          await sleep(10);
+          continue;
+        }
+        throw err;
+      }
+    }
+    return delivered;
+  }
+
+  /** Retries an S3 or DLQ operation with exponential backoff until it succeeds or close() gives up. */
+  #retry<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    const o = this.#o;
+    return pRetry(
+      async () => {
+        if (this.#abort.signal.aborted) throw new AbortError('archiver closed before the operation succeeded');
+        return fn();
+      },
+      {
+        // forever: the retry library precomputes one delay per retry, so an infinite count would never return.
+        retries: 12,
+        forever: true,
+        minTimeout: o.retryMinMs,
+        maxTimeout: o.retryMaxMs,
+        factor: 2,
+        randomize: true,
+        signal: this.#abort.signal,
+        onFailedAttempt: (err) => {
+          this.metrics.uploadRetries.inc({ operation });
+          this.#stats.uploadRetries += 1;
+          o.log('warn', `${operation} failed; retrying`, { attempt: err.attemptNumber, error: err.message });
+        },
+      },
+    ).catch((err: unknown) => {
+      throw new ArchiverError(operation === 'dlq' ? 'DLQ_FAILED' : 'UPLOAD_FAILED', `${operation} failed: ${errorMessage(err)}`, { cause: err, retryable: true });
+    });
+  }
+
+  #fail(err: Error): void {
+    if (this.#fatal) return;
+    this.#fatal = err;
+    this.#o.log('error', 'archiver stopped after an unrecoverable failure', { error: err.message });
+    this.#stopping = true;
+    this.#onFailed(err);
+  }
+
+  #updateLag(): void {
+    const consumer = this.#consumer;
+    if (!consumer) return;
+    for (const p of this.#assigned) {
+      try {
+        const w = consumer.getWatermarkOffsets(this.#o.topic, p);
+        if (typeof w.highOffset === 'number' && w.highOffset >= 0) this.#high.set(p, w.highOffset);
+      } catch {
+        // Not known yet (no fetch answered); try again on the next tick.
+      }
+      const high = this.#high.get(p);
+      const committed = this.#stats.committed[p];
+      if (high !== undefined && committed !== undefined) this.metrics.lag.set({ partition: String(p) }, Math.max(0, high - committed));
+    }
+  }
+}

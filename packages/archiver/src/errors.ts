@@ -1,0 +1,21 @@
+import { AgentTraceError } from '@agenttrace/common';
+
+/** Stable codes of the archiver's failures. */
+export type ArchiverErrorCode =
+  | 'UPLOAD_FAILED' // an object could not be written to S3 (retried with backoff; never committed past)
+  | 'DLQ_FAILED' // a bad record could not be produced to the dead-letter topic
+  | 'COMMIT_FAILED' // Kafka refused an offset commit (the range is replayed and its object overwritten)
+  | 'ENCODE_FAILED' // a Parquet file could not be encoded
+  | 'CONSUMER_FAILED' // the Kafka consumer could not connect or subscribe
+  | 'CLOSE_TIMEOUT' // close() gave up waiting for uploads; their ranges stay uncommitted and are replayed
+  | 'ARCHIVER_STATE' // start() on a closed archiver, or twice
+  | 'ARCHIVE_READ_FAILED'; // readArchivedSession could not list or read the archive
+
+export class ArchiverError extends AgentTraceError {
+  override readonly code: ArchiverErrorCode;
+
+  constructor(code: ArchiverErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(code, message, options);
+    this.code = code;
+  }
+}

@@ -1,0 +1,16 @@
+export { Archiver } from './archiver.js';
+export type { ArchiverStats } from './archiver.js';
+export { resolveArchiverOptions, ARCHIVER_DEFAULTS } from './options.js';
+export type { ArchiverOptions, ResolvedArchiverOptions, ParquetCompression } from './options.js';
+export { ArchiverError } from './errors.js';
+export type { ArchiverErrorCode } from './errors.js';
+export { readArchivedSession, listArchiveFiles } from './read.js';
+export type { ArchiveReadOptions } from './read.js';
+export { ARCHIVE_COLUMNS, ColumnBuffer, eventFromRow } from './columns.js';
+export type { ArchiveColumn, ArchiveRow } from './columns.js';
+export { objectKey, parseObjectKey, listingPrefixes, hourStartOf, OFFSET_DIGITS } from './layout.js';
+export type { ObjectName } from './layout.js';
+export { PartitionRoller } from './roller.js';
+export type { ClosedFile, BadRecord, RollReason } from './roller.js';
+export { ArchiverMetrics } from './metrics.js';
+export { nextDlqValueLength } from './dead-letter.js';

@@ -1,0 +1,89 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+
+export interface PutOptions {
+  multipartThresholdBytes: number;
+  multipartPartBytes: number;
+  contentType?: string;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Writes one object; it is durable in S3 when this resolves. Large bodies go up in parts
+ * (CreateMultipartUpload / UploadPart / CompleteMultipartUpload); a failed multipart upload is
+ * aborted so no orphaned parts accumulate.
+ */
+export async function putObject(s3: S3Client, bucket: string, key: string, body: Uint8Array, opts: PutOptions): Promise<{ multipart: boolean }> {
+  const contentType = opts.contentType ?? 'application/vnd.apache.parquet';
+  if (body.byteLength <= opts.multipartThresholdBytes) {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentType: contentType,
+        ContentMD5: createHash('md5').update(body).digest('base64'),
+        Metadata: opts.metadata,
+      }),
+    );
+    return { multipart: false };
+  }
+  const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: contentType, Metadata: opts.metadata }));
+  const uploadId = created.UploadId;
+  if (!uploadId) throw new Error(`S3 returned no upload id for ${key}`);
+  try {
+    const parts: Array<{ ETag: string; PartNumber: number }> = [];
+    for (let start = 0, n = 1; start < body.byteLength; start += opts.multipartPartBytes, n++) {
+      const chunk = body.subarray(start, Math.min(start + opts.multipartPartBytes, body.byteLength));
+      const res = await s3.send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: n,
+          Body: chunk,
+          ContentMD5: createHash('md5').update(chunk).digest('base64'),
+        }),
+      );
+      if (!res.ETag) throw new Error(`S3 returned no ETag for part ${n} of ${key}`);
+      parts.push({ ETag: res.ETag, PartNumber: n });
+    }
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+    return { multipart: true };
+  } catch (err) {
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Every key under a prefix (paginated). */
+export async function listKeys(s3: S3Client, bucket: string, prefix: string, signal?: AbortSignal): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
+    for (const o of res.Contents ?? []) if (o.Key) keys.push(o.Key);
+    token = res.IsTruncated ? res.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+export async function deleteKey(s3: S3Client, bucket: string, key: string): Promise<void> {
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+}
+
+export async function getObjectBytes(s3: S3Client, bucket: string, key: string): Promise<Uint8Array> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  if (!res.Body) throw new Error(`S3 returned no body for ${key}`);
+  return res.Body.transformToByteArray();
+}

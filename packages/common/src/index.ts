@@ -1,0 +1,44 @@
+export { AgentTraceError, OptionsError, errorMessage } from './errors.js';
+export { sanitizeForTerminal, hasControlCharacters } from './terminal.js';
+export { parseTimeExpression } from './time-expr.js';
+export {
+  KafkaAdmin,
+  KafkaError,
+  kafkaError,
+  kafkaConnectionFromEnv,
+  validateKafkaConnection,
+  rdkafkaConfig,
+  describeKafka,
+} from './kafka.js';
+export type { KafkaConnectionOptions, SecurityProtocol, SaslMechanism } from './kafka.js';
+export {
+  S3Error,
+  createS3Client,
+  s3Sdk,
+  s3OptionsFromEnv,
+  describeS3,
+  offloadKey,
+  uploadOffload,
+  fetchOffload,
+  restoreOffloads,
+} from './s3.js';
+export type { S3Options } from './s3.js';
+export { redisKeys, DEFAULT_REDIS_PREFIX } from './redis-keys.js';
+export type { RedisKeys, SessionMeta } from './redis-keys.js';
+export {
+  dlqHeaders,
+  DLQ_HEADER_REASON,
+  DLQ_HEADER_DETAIL,
+  DLQ_HEADER_TOPIC,
+  DLQ_HEADER_PARTITION,
+  DLQ_HEADER_OFFSET,
+  DLQ_HEADER_CONSUMER,
+  DLQ_HEADER_TRUNCATED_FROM,
+  DLQ_TRUNCATE_BYTES,
+  isTooLarge,
+} from './dlq.js';
+export { resolveSettings, loadConfigFile, describeRedisUrl, ConfigError, SETTINGS_DEFAULTS } from './settings.js';
+export { SETTINGS_OPTIONS, SETTINGS_HELP, settingsFromFlags } from './cli-settings.js';
+export { MetricsHttpServer } from './metrics-server.js';
+export type { MetricsSource } from './metrics-server.js';
+export type { AgentTraceSettings, SettingsFlags, ConfigFile } from './settings.js';

@@ -1,0 +1,223 @@
+import Kafka from '@confluentinc/kafka-javascript';
+import type { GlobalConfig, IAdminClient, LibrdKafkaError, NewTopic } from '@confluentinc/kafka-javascript';
+import { AgentTraceError, OptionsError } from './errors.js';
+
+const { AdminClient } = Kafka;
+
+export type SecurityProtocol = 'plaintext' | 'ssl' | 'sasl_plaintext' | 'sasl_ssl';
+export type SaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+
+/** How to reach a Kafka cluster. Credentials come from config or env and are never printed. */
+export interface KafkaConnectionOptions {
+  brokers: string[];
+  clientId?: string;
+  securityProtocol?: SecurityProtocol;
+  sasl?: { mechanism: SaslMechanism; username: string; password: string };
+  ssl?: { caLocation?: string; certificateLocation?: string; keyLocation?: string; keyPassword?: string; verifyHostname?: boolean };
+  /** Further librdkafka properties, passed through verbatim. */
+  rdkafka?: Record<string, string | number | boolean>;
+}
+
+const PROTOCOLS: readonly SecurityProtocol[] = ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'];
+const MECHANISMS: readonly SaslMechanism[] = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'];
+
+/**
+ * Reads a connection from environment variables (`AGENTTRACE_BROKERS` and `AGENTTRACE_KAFKA_*`);
+ * `prefix` lets one process hold two clusters (kafmirror's source and target).
+ */
+export function kafkaConnectionFromEnv(env: NodeJS.ProcessEnv = process.env, prefix = 'AGENTTRACE_'): Partial<KafkaConnectionOptions> {
+  const out: Partial<KafkaConnectionOptions> = {};
+  const brokers = env[`${prefix}BROKERS`];
+  if (brokers) out.brokers = brokers.split(',').map((b) => b.trim()).filter(Boolean);
+  const proto = env[`${prefix}KAFKA_SECURITY_PROTOCOL`];
+  if (proto) out.securityProtocol = proto.toLowerCase() as SecurityProtocol;
+  const mech = env[`${prefix}KAFKA_SASL_MECHANISM`];
+  const user = env[`${prefix}KAFKA_SASL_USERNAME`];
+  const pass = env[`${prefix}KAFKA_SASL_PASSWORD`];
+  if (mech || user || pass) out.sasl = { mechanism: (mech ?? 'PLAIN').toUpperCase() as SaslMechanism, username: user ?? '', password: pass ?? '' };
+  const ssl = {
+    caLocation: env[`${prefix}KAFKA_SSL_CA_LOCATION`],
+    certificateLocation: env[`${prefix}KAFKA_SSL_CERT_LOCATION`],
+    keyLocation: env[`${prefix}KAFKA_SSL_KEY_LOCATION`],
+    keyPassword: env[`${prefix}KAFKA_SSL_KEY_PASSWORD`],
+  };
+  if (Object.values(ssl).some((v) => v !== undefined)) out.ssl = ssl;
+  return out;
+}
+
+/** Validates a connection; `where` names the option in messages (e.g. `options.kafka`). */
+export function validateKafkaConnection(conn: Partial<KafkaConnectionOptions> | undefined, where: string): KafkaConnectionOptions {
+  if (!conn || !Array.isArray(conn.brokers) || conn.brokers.length === 0) {
+    throw new OptionsError(`${where}.brokers`, 'must be a non-empty array of "host:port" strings (or set AGENTTRACE_BROKERS)');
+  }
+  for (const b of conn.brokers) {
+    if (typeof b !== 'string' || !/^[^\s:,]+:\d{1,5}$/.test(b)) {
+      throw new OptionsError(`${where}.brokers`, `has "${String(b)}", which is not "host:port"`);
+    }
+  }
+  if (conn.securityProtocol !== undefined && !PROTOCOLS.includes(conn.securityProtocol)) {
+    throw new OptionsError(`${where}.securityProtocol`, `must be one of ${PROTOCOLS.join(', ')}, got "${String(conn.securityProtocol)}"`);
+  }
+  if (conn.sasl) {
+    if (!MECHANISMS.includes(conn.sasl.mechanism)) {
+      throw new OptionsError(`${where}.sasl.mechanism`, `must be one of ${MECHANISMS.join(', ')}, got "${String(conn.sasl.mechanism)}"`);
+    }
+    if (!conn.sasl.username) throw new OptionsError(`${where}.sasl.username`, 'is required when SASL is configured');
+  }
+  return conn as KafkaConnectionOptions;
+}
+
+/** librdkafka client properties for a connection. */
+export function rdkafkaConfig(conn: KafkaConnectionOptions): GlobalConfig {
+  const cfg: Record<string, string | number | boolean> = {
+    'bootstrap.servers': conn.brokers.join(','),
+    'client.id': conn.clientId ?? 'agenttrace',
+    // Fail fast on a wrong address instead of retrying silently forever in the background.
+    'socket.connection.setup.timeout.ms': 10_000,
+    'log.connection.close': false,
+  };
+  const proto = conn.securityProtocol ?? (conn.sasl ? 'sasl_plaintext' : conn.ssl ? 'ssl' : undefined);
+  if (proto) cfg['security.protocol'] = proto;
+  if (conn.sasl) {
+    cfg['sasl.mechanisms'] = conn.sasl.mechanism;
+    cfg['sasl.username'] = conn.sasl.username;
+    cfg['sasl.password'] = conn.sasl.password;
+  }
+  if (conn.ssl) {
+    if (conn.ssl.caLocation) cfg['ssl.ca.location'] = conn.ssl.caLocation;
+    if (conn.ssl.certificateLocation) cfg['ssl.certificate.location'] = conn.ssl.certificateLocation;
+    if (conn.ssl.keyLocation) cfg['ssl.key.location'] = conn.ssl.keyLocation;
+    if (conn.ssl.keyPassword) cfg['ssl.key.password'] = conn.ssl.keyPassword;
+    if (conn.ssl.verifyHostname === false) cfg['ssl.endpoint.identification.algorithm'] = 'none';
+  }
+  Object.assign(cfg, conn.rdkafka ?? {});
+  return cfg as GlobalConfig;
+}
+
+/** A description of a connection that is safe to print: brokers and protocol, never credentials. */
+export function describeKafka(conn: Pick<KafkaConnectionOptions, 'brokers' | 'securityProtocol' | 'sasl'>): string {
+  const proto = conn.securityProtocol ?? (conn.sasl ? 'sasl_plaintext' : 'plaintext');
+  return `Kafka at ${conn.brokers.join(',')} (${proto})`;
+}
+
+/** Error raised when Kafka cannot be reached or refuses a request. */
+export class KafkaError extends AgentTraceError {}
+
+/**
+ * An error naming what failed and where (never credentials). `background` is the client's last
+ * asynchronous error: librdkafka reports a failed SASL handshake there while the request itself
+ * only says "transport failure".
+ */
+export function kafkaError(what: string, conn: KafkaConnectionOptions, err: unknown, background?: string): KafkaError {
+  const e = err as Partial<LibrdKafkaError> & { message?: string };
+  const code = typeof e.code === 'number' ? e.code : undefined;
+  const authProblem = background !== undefined && /auth|sasl|ssl|certificate/i.test(background);
+  const text = authProblem ? background : (e.message ?? String(err));
+  let hint = '';
+  if (/auth|sasl/i.test(text)) {
+    hint = ' Check the SASL/TLS settings (AGENTTRACE_KAFKA_*).';
+    return new KafkaError('KAFKA_AUTH_FAILED', `${what} failed on ${describeKafka(conn)}: ${text}.${hint}`, { cause: err, retryable: false });
+  }
+  else if (code === -185 || /timed out|transport|connect|resolve|all broker/i.test(text)) {
+    // librdkafka reports a rejected SASL handshake to requests as a transport failure.
+    hint = conn.sasl
+      ? ' Either the broker is not reachable or it rejected the SASL credentials (check AGENTTRACE_KAFKA_SASL_* and the address).'
+      : ' Is the broker running and reachable from here?';
+  }
+  return new KafkaError('KAFKA_UNAVAILABLE', `${what} failed on ${describeKafka(conn)}: ${text}.${hint}`, {
+    cause: err,
+    retryable: e.isRetriable ?? true,
+  });
+}
+
+/** A small promise wrapper around librdkafka's admin client. */
+export class KafkaAdmin {
+  readonly #conn: KafkaConnectionOptions;
+  readonly #client: IAdminClient;
+  #closed = false;
+
+  constructor(conn: KafkaConnectionOptions) {
+    this.#conn = conn;
+    this.#client = AdminClient.create({ ...rdkafkaConfig(conn), 'client.id': `${conn.clientId ?? 'agenttrace'}-admin` });
+  }
+
+  #call<T>(what: string, fn: (cb: (err: LibrdKafkaError | null | undefined, result?: T) => void) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      fn((err, result) => (err ? reject(kafkaError(what, this.#conn, err)) : resolve(result as T)));
+    });
+  }
+
+  listTopics(timeoutMs = 10_000): Promise<string[]> {
+    return this.#call('listing topics', (cb) => this.#client.listTopics({ timeout: timeoutMs }, cb));
+  }
+
+  /** Partition count of a topic, or undefined when it does not exist. */
+  async partitionCount(topic: string, timeoutMs = 10_000): Promise<number | undefined> {
+    try {
+      const [d] = await this.#call<Array<{ partitions: unknown[]; error?: unknown }>>(`describing topic ${topic}`, (cb) =>
+        this.#client.describeTopics([topic], { timeout: timeoutMs }, cb),
+      );
+      if (!d || d.error) return undefined;
+      return d.partitions.length;
+    } catch (err) {
+      if (/unknown topic|UNKNOWN_TOPIC/i.test(String((err as Error).message))) return undefined;
+      throw err;
+    }
+  }
+
+  /** Creates the topic if it does not exist; returns true when it was created. */
+  async ensureTopic(topic: NewTopic, timeoutMs = 15_000): Promise<boolean> {
+    try {
+      await this.#call<void>(`creating topic ${topic.topic}`, (cb) => this.#client.createTopic(topic, timeoutMs, cb));
+      return true;
+    } catch (err) {
+      const cause = (err as { cause?: { code?: number } }).cause;
+      if (cause?.code === 36 || /already exists/i.test((err as Error).message)) return false;
+      throw err;
+    }
+  }
+
+  async deleteTopic(topic: string, timeoutMs = 15_000): Promise<void> {
+    await this.#call<void>(`deleting topic ${topic}`, (cb) => this.#client.deleteTopic(topic, timeoutMs, cb));
+  }
+
+  /** Low and high watermark per partition (high = next offset to be written). */
+  async watermarks(topic: string, partitions: number[], timeoutMs = 10_000): Promise<Map<number, { low: number; high: number }>> {
+    const { OffsetSpec } = Kafka;
+    const ask = (spec: InstanceType<typeof OffsetSpec>) =>
+      this.#call<Array<{ partition: number; offset: number }>>(`listing offsets of ${topic}`, (cb) =>
+        this.#client.listOffsets(
+          partitions.map((p) => ({ topic, partition: p, offset: spec })),
+          { timeout: timeoutMs },
+          cb,
+        ),
+      );
+    const [lows, highs] = await Promise.all([ask(OffsetSpec.EARLIEST), ask(OffsetSpec.LATEST)]);
+    const out = new Map<number, { low: number; high: number }>();
+    for (const h of highs) out.set(h.partition, { low: 0, high: Number(h.offset) });
+    for (const l of lows) {
+      const entry = out.get(l.partition);
+      if (entry) entry.low = Number(l.offset);
+    }
+    return out;
+  }
+
+  /** First offset whose timestamp is at or after `timestampMs` (the high watermark when none is). */
+  async offsetForTime(topic: string, partition: number, timestampMs: number, timeoutMs = 10_000): Promise<number> {
+    const { OffsetSpec } = Kafka;
+    const [r] = await this.#call<Array<{ partition: number; offset: number }>>(`looking up offsets of ${topic}`, (cb) =>
+      this.#client.listOffsets([{ topic, partition, offset: new OffsetSpec(timestampMs) }], { timeout: timeoutMs }, cb),
+    );
+    return Number(r?.offset ?? -1);
+  }
+
+  get client(): IAdminClient {
+    return this.#client;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#client.disconnect();
+  }
+}

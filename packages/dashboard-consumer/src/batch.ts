@@ -1,0 +1,255 @@
+import type { AgentEvent } from '@agenttrace/contract';
+import type { RedisKeys } from '@agenttrace/common';
+import type { ResolvedAlertRules } from './options.js';
+
+/** A consumed record that passed validation, ready to be applied. */
+export interface GoodRecord {
+  partition: number;
+  offset: number;
+  /** The record value exactly as received: readers get these bytes back. */
+  value: Buffer;
+  event: AgentEvent;
+}
+
+/** A consumed record that went to the dead-letter topic: it only moves the offset. */
+export interface SkippedRecord {
+  partition: number;
+  offset: number;
+}
+
+/** Everything the apply script needs for one batch: keys, a header and the event texts. */
+export interface ApplyPlan {
+  keys: string[];
+  args: Array<string | Buffer>;
+  /** Per partition: first offset in the batch and the next offset after it. */
+  parts: Array<[number, number, number]>;
+  /** Sessions in the plan, in the order the script handles them. */
+  sessions: string[];
+  eventCount: number;
+}
+
+export interface PlanContext {
+  keys: RedisKeys;
+  topic: string;
+  group: string;
+  ttlSeconds: number;
+  rules: ResolvedAlertRules | false;
+  recentAlerts: number;
+  now: number;
+}
+
+/** The extra per-session key holding recent error times for the error-burst rule. */
+export function recentErrorsKey(prefix: string, sessionId: string): string {
+  return `${prefix}session:{${sessionId}}:recent-errors`;
+}
+
+/** HASH alert_id -> alert JSON of alerts decided but not yet delivered everywhere. */
+export function alertsOutboxKey(prefix: string): string {
+  return `${prefix}alerts:outbox`;
+}
+
+const MAX_STEP = 200;
+
+/** A short description of what a session is doing, for the meta hash's current_step. */
+export function describeStep(e: AgentEvent): string {
+  const p = e.payload;
+  let detail: unknown;
+  switch (e.event_type) {
+    case 'tool_call':
+      detail = p.tool;
+      break;
+    case 'llm_call':
+      detail = p.model;
+      break;
+    case 'decision':
+      detail = p.action;
+      break;
+    case 'delegation':
+      detail = p.subagent_id;
+      break;
+    case 'custom':
+      detail = p.name;
+      break;
+    case 'error':
+      detail = p.error?.message;
+      break;
+    default:
+      detail = undefined;
+  }
+  const text = typeof detail === 'string' && detail.length > 0 ? `${e.event_type} ${detail}` : e.event_type;
+  return text.length > MAX_STEP ? `${text.slice(0, MAX_STEP - 1)}…` : text;
+}
+
+interface SessionAgg {
+  id: string;
+  agent: string;
+  texts: Buffer[];
+  agents: Map<string, number>;
+  ft: string;
+  lt: string;
+  lms: number;
+  st: 'completed' | 'error' | undefined;
+  cs: string;
+  it: number;
+  ot: number;
+  cost: number;
+  ec: number;
+  tc: number;
+  tools: Map<string, number>;
+  p: number;
+  fo: number;
+  lo: number;
+  et: number[];
+}
+
+// session_end with status error closes a failed session; it is not one more error.
+const isError = (e: AgentEvent): boolean => e.event_type === 'error' || (e.status === 'error' && e.event_type !== 'session_end');
+
+/**
+ * Groups a batch by session and precomputes every aggregate, so the script does one write per
+ * session and field instead of one per event. `good` must be in offset order per partition.
+ */
+export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: PlanContext, prefix: string): ApplyPlan {
+  const sessions = new Map<string, SessionAgg>();
+  const parts = new Map<number, [number, number]>();
+  const see = (partition: number, offset: number) => {
+    const r = parts.get(partition);
+    if (!r) parts.set(partition, [offset, offset]);
+    else {
+      if (offset < r[0]) r[0] = offset;
+      if (offset > r[1]) r[1] = offset;
+    }
+  };
+  for (const s of skipped) see(s.partition, s.offset);
+  for (const r of good) {
+    see(r.partition, r.offset);
+    const e = r.event;
+    const ms = Date.parse(e.timestamp);
+    let s = sessions.get(e.session_id);
+    if (!s) {
+      s = {
+        id: e.session_id,
+        agent: e.agent_id,
+        texts: [],
+        agents: new Map(),
+        ft: e.timestamp,
+        lt: e.timestamp,
+        lms: ms,
+        st: undefined,
+        cs: '',
+        it: 0,
+        ot: 0,
+        cost: 0,
+        ec: 0,
+        tc: 0,
+        tools: new Map(),
+        p: r.partition,
+        fo: r.offset,
+        lo: r.offset,
+        et: [],
+      };
+      sessions.set(e.session_id, s);
+    }
+    s.texts.push(r.value);
+    s.agents.set(e.agent_id, Math.max(s.agents.get(e.agent_id) ?? 0, ms));
+    // Timestamps share one fixed-width UTC format (the schema's pattern), so strings compare as times.
+    if (e.timestamp < s.ft) s.ft = e.timestamp;
+    if (e.timestamp > s.lt) {
+      s.lt = e.timestamp;
+      s.lms = ms;
+    }
+    if (e.event_type === 'session_end') s.st = e.status === 'error' ? 'error' : 'completed';
+    s.cs = describeStep(e);
+    const p = e.payload;
+    if (typeof p.input_tokens === 'number') s.it += p.input_tokens;
+    if (typeof p.output_tokens === 'number') s.ot += p.output_tokens;
+    if (typeof p.cost_usd === 'number') s.cost += p.cost_usd;
+    if (isError(e)) {
+      s.ec += 1;
+      s.et.push(ms);
+    }
+    if (e.event_type === 'tool_call') {
+      s.tc += 1;
+      const tool = typeof p.tool === 'string' && p.tool.length > 0 ? p.tool : '(unnamed)';
+      s.tools.set(tool, (s.tools.get(tool) ?? 0) + 1);
+    }
+    s.p = r.partition;
+    s.lo = r.offset;
+  }
+
+  const k = ctx.keys;
+  const keys: string[] = [k.offsets(ctx.group, ctx.topic), k.byActivity(), k.byCost(), k.agents(), k.alertsFired(), k.alertsRecent(), alertsOutboxKey(prefix)];
+  const args: Array<string | Buffer> = [''];
+  const hs: unknown[] = [];
+  let eventCount = 0;
+  for (const s of sessions.values()) {
+    const base = keys.length;
+    keys.push(k.events(s.id), k.meta(s.id), k.tools(s.id), k.kafkaIndex(s.id), recentErrorsKey(prefix, s.id));
+    const agentRefs: Array<[number, string, number]> = [];
+    for (const [agent, ms] of s.agents) {
+      agentRefs.push([keys.length + 1, agent, ms]);
+      keys.push(k.byAgent(agent));
+    }
+    for (const t of s.texts) args.push(t);
+    eventCount += s.texts.length;
+    const h: Record<string, unknown> = {
+      id: s.id,
+      k: base,
+      n: s.texts.length,
+      a: s.agent,
+      ag: agentRefs,
+      ft: s.ft,
+      lt: s.lt,
+      lms: s.lms,
+      cs: s.cs,
+      it: s.it,
+      ot: s.ot,
+      // A string: Redis then adds exact decimals instead of a 17-digit binary rendering.
+      c: String(Math.round(s.cost * 1e9) / 1e9),
+      ec: s.ec,
+      tc: s.tc,
+      tools: [...s.tools],
+      p: s.p,
+      fo: String(s.fo),
+      lo: String(s.lo),
+      et: s.et,
+      ch: k.sessionChannel(s.id),
+    };
+    if (s.st) h.st = s.st;
+    hs.push(h);
+  }
+  const partList: Array<[number, number, number]> = [...parts].map(([p, [first, last]]) => [p, first, last + 1]);
+  const rules: Record<string, unknown> = {};
+  if (ctx.rules) {
+    if (ctx.rules.costThresholdUsd !== false) rules.cost = ctx.rules.costThresholdUsd;
+    if (ctx.rules.maxSameToolCalls !== false) rules.tool = ctx.rules.maxSameToolCalls;
+    if (ctx.rules.errorBurst !== false) {
+      rules.errN = ctx.rules.errorBurst.count;
+      rules.errWin = ctx.rules.errorBurst.windowMs;
+    }
+  }
+  const agents = new Set<string>();
+  for (const s of sessions.values()) for (const a of s.agents.keys()) agents.add(a);
+  const header = {
+    agents: [...agents],
+    parts: partList.map(([p, first, next]) => [String(p), String(first), String(next)]),
+    s: hs,
+    ttl: ctx.ttlSeconds,
+    at: new Date(ctx.now).toISOString(),
+    topic: ctx.topic,
+    upd: k.updatesChannel(),
+    recent: ctx.recentAlerts,
+    r: rules,
+  };
+  args[0] = JSON.stringify(header);
+  return { keys, args, parts: partList, sessions: [...sessions.keys()], eventCount };
+}
+
+/** Drops records below the offsets Redis already holds (a redelivery after a crash or rebalance). */
+export function dropApplied<T extends { partition: number; offset: number }>(records: T[], stored: Map<number, number>): T[] {
+  if (stored.size === 0) return records;
+  return records.filter((r) => {
+    const next = stored.get(r.partition);
+    return next === undefined || r.offset >= next;
+  });
+}

@@ -1,0 +1,653 @@
+import Kafka from '@confluentinc/kafka-javascript';
+import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, TopicPartition } from '@confluentinc/kafka-javascript';
+import { parseEvent } from '@agenttrace/contract';
+import { DLQ_HEADER_TRUNCATED_FROM, DLQ_TRUNCATE_BYTES, KafkaAdmin, describeKafka, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
+import { AlertDispatcher, type Alert } from './alerts.js';
+import { buildPlan, dropApplied, type GoodRecord, type SkippedRecord } from './batch.js';
+import { DashboardError } from './errors.js';
+import { KafkaSender } from './kafka-sender.js';
+import { DashboardMetrics, MetricsServer } from './metrics.js';
+import { resolveDashboardOptions, type DashboardConsumerOptions, type LogEntry, type ResolvedDashboardOptions } from './options.js';
+import { RedisStore, isConnectionError } from './redis-store.js';
+
+const ERR_ASSIGN = -175;
+const OFFSET_BEGINNING = -2;
+const OFFSET_END = -1;
+/** A dead-letter copy of a record too large for the DLQ topic keeps this much of its value. */
+
+/** Counters of what the consumer did since start(), for tests and status lines. */
+export interface DashboardStats {
+  applied: number;
+  duplicates: number;
+  deadLettered: number;
+  batches: number;
+  alertsFired: number;
+  assigned: number[];
+  paused: boolean;
+  redisReady: boolean;
+}
+
+interface Inbound {
+  m: Message;
+  good?: GoodRecord;
+  reason?: string;
+  detail?: string;
+}
+
+interface Prepared {
+  good: GoodRecord[];
+  skipped: SkippedRecord[];
+  /** Kafka record timestamps of the good records, by "partition:offset". */
+  ts: Map<string, number>;
+}
+
+type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
+
+/**
+ * Consumes agent events and keeps Redis current for live views: per-session timelines, metadata,
+ * indexes and change notifications, exactly once. The next offset of every partition is stored
+ * in Redis in the same Lua script as the writes it covers, and partitions resume from there on
+ * assignment; Kafka commits are only a hint for lag tools.
+ */
+export class DashboardConsumer {
+  readonly options: ResolvedDashboardOptions;
+  readonly metrics: DashboardMetrics;
+  readonly #store: RedisStore;
+  readonly #sender: KafkaSender;
+  readonly #alerts: AlertDispatcher;
+  readonly #log: (entry: LogEntry) => void;
+  #consumer: KafkaConsumer | undefined;
+  #server: MetricsServer | undefined;
+  #metricsUrl: string | undefined;
+  #state: State = 'new';
+  #loop: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #wake = new AbortController();
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #assigned = new Set<number>();
+  readonly #applied = new Map<number, number>();
+  readonly #committed = new Map<number, number>();
+  #rebalanceGen = 0;
+  #paused = false;
+  #lastRedisLog = 0;
+  readonly #stats = { applied: 0, duplicates: 0, deadLettered: 0, batches: 0, alertsFired: 0 };
+
+  constructor(options: DashboardConsumerOptions = {}) {
+    this.options = resolveDashboardOptions(options);
+    const o = this.options;
+    this.#log = o.onLog ?? (() => undefined);
+    this.metrics = new DashboardMetrics(() => this.#lag(), { group: o.group });
+    this.#store = new RedisStore(o.redisUrl, o.redisPrefix, o.retryMaxMs, (err) => {
+      this.metrics.redisUp.set(0);
+      if (Date.now() - this.#lastRedisLog > 10_000) {
+        this.#lastRedisLog = Date.now();
+        this.#log({ level: 'warn', message: `${this.#store.description}: ${errorMessage(err)}` });
+      }
+    });
+    this.#sender = new KafkaSender(o.kafka);
+    this.#alerts = new AlertDispatcher({
+      sender: this.#sender,
+      store: this.#store,
+      alertsTopic: o.alertsTopic,
+      webhookUrl: o.webhookUrl,
+      webhookRetries: o.webhookRetries,
+      webhookTimeoutMs: o.webhookTimeoutMs,
+      maxQueued: o.maxQueuedAlerts,
+      onDelivered: (sink, ok) => this.metrics.alertsDelivered.inc({ sink, result: ok ? 'ok' : 'failed' }),
+      log: (e) => this.#log(e),
+    });
+  }
+
+  /** http://host:port of the metrics server once started (undefined when it is off). */
+  get metricsUrl(): string | undefined {
+    return this.#metricsUrl;
+  }
+
+  stats(): DashboardStats {
+    return { ...this.#stats, assigned: [...this.#assigned].sort((a, b) => a - b), paused: this.#paused, redisReady: this.#store.ready };
+  }
+
+  /** Connects to Redis and Kafka, starts the metrics server and the consume loop. */
+  async start(): Promise<void> {
+    if (this.#state === 'closing' || this.#state === 'closed') throw new DashboardError('CLOSED', 'this consumer was closed; create a new one');
+    if (this.#state !== 'new') throw new DashboardError('ALREADY_STARTED', 'start() was already called');
+    this.#state = 'starting';
+    const o = this.options;
+    try {
+      if (o.metricsPort !== false) {
+        this.#server = new MetricsServer(this.metrics.registry, () => this.#health());
+        const addr = await this.#server.listen(o.metricsPort, o.metricsHost);
+        const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+        this.#metricsUrl = `http://${host}:${addr.port}`;
+      }
+      await this.#store.connect(o.startTimeoutMs);
+      this.metrics.redisUp.set(1);
+      this.#checkOpen();
+      await this.#sender.connect(o.startTimeoutMs);
+      this.#checkOpen();
+      if (o.ensureTopics) await this.#ensureTopics();
+      this.#checkOpen();
+      await this.#connectConsumer();
+      this.#checkOpen();
+    } catch (err) {
+      await this.#shutdown();
+      throw err;
+    }
+    this.#state = 'running';
+    this.#timers.push(setInterval(() => this.#commitHint(), o.commitIntervalMs));
+    this.#timers.push(setInterval(() => void this.#sweepOutbox(60_000), 30_000));
+    this.#timers.push(setInterval(() => void this.#prune(), 10 * 60_000));
+    if (o.alerts && o.alerts.idleMs !== false) this.#timers.push(setInterval(() => void this.#checkIdle(), o.alerts.idleCheckIntervalMs));
+    for (const t of this.#timers) t.unref();
+    // Alerts a previous run decided but did not finish delivering.
+    void this.#sweepOutbox(10_000);
+    this.#loop = this.#run();
+    this.#log({
+      level: 'info',
+      message: `consuming ${o.topic} as group ${o.group} from ${describeKafka(o.kafka)} into ${this.#store.description}`,
+      metrics: this.#metricsUrl,
+    });
+  }
+
+  /** Stops intake, finishes (or abandons, if Redis is down) the batch in hand, flushes alerts and closes every connection. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const wasRunning = this.#state === 'running';
+    this.#state = 'closing';
+    this.#wake.abort();
+    for (const t of this.#timers) clearInterval(t);
+    if (this.#loop) await this.#loop;
+    if (wasRunning) {
+      this.#commitHint();
+      await this.#alerts.close(5000);
+    }
+    await this.#shutdown();
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#state = 'closing';
+    const c = this.#consumer;
+    if (c) {
+      // The consumer stays reachable while disconnecting: leaving the group runs the revoke
+      // callback, which must unassign on it or the disconnect waits for nothing.
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, 10_000);
+        c.disconnect(() => {
+          clearTimeout(t);
+          res();
+        });
+      });
+      this.#consumer = undefined;
+    }
+    await this.#sender.close(5000).catch(() => undefined);
+    await this.#server?.close();
+    await this.#store.close();
+    this.#state = 'closed';
+  }
+
+  #checkOpen(): void {
+    if ((this.#state as State) !== 'starting') throw new DashboardError('CLOSED', 'closed while starting');
+  }
+
+  #health(): { ok: boolean; [k: string]: unknown } {
+    return {
+      ok: this.#state === 'running',
+      state: this.#state,
+      redis: this.#store.ready ? 'up' : 'down',
+      paused: this.#paused,
+      assigned: [...this.#assigned].sort((a, b) => a - b),
+    };
+  }
+
+  async #ensureTopics(): Promise<void> {
+    const admin = new KafkaAdmin(this.options.kafka);
+    try {
+      for (const topic of [this.options.dlqTopic, this.options.alertsTopic]) {
+        try {
+          await admin.ensureTopic({ topic, num_partitions: 3, replication_factor: -1 });
+        } catch (err) {
+          // Auto-creation or an operator may still provide it; producing will say if not.
+          this.#log({ level: 'warn', message: `could not create topic ${topic}: ${errorMessage(err)}` });
+        }
+      }
+    } finally {
+      admin.close();
+    }
+  }
+
+  async #connectConsumer(): Promise<void> {
+    const o = this.options;
+    const conf: Record<string, unknown> = {
+      ...rdkafkaConfig({ ...o.kafka, clientId: `${o.kafka.clientId ?? 'agenttrace-dashboard'}-consumer` }),
+      'group.id': o.group,
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      'session.timeout.ms': o.sessionTimeoutMs,
+      'heartbeat.interval.ms': Math.max(500, Math.floor(o.sessionTimeoutMs / 4)),
+      // Eager assignment: every assignment passes through rebalance_cb, where Redis' offsets are applied.
+      'partition.assignment.strategy': 'range',
+      // Bounded prefetch: backpressure instead of an unbounded in-memory backlog.
+      'queued.max.messages.kbytes': 16_384,
+      rebalance_cb: (err: LibrdKafkaError, assignment: TopicPartition[]) => this.#onRebalance(err, assignment),
+      ...o.consumer,
+    };
+    if (o.instanceId) conf['group.instance.id'] = o.instanceId;
+    const consumer = new Kafka.KafkaConsumer(conf as never, { 'auto.offset.reset': 'earliest' });
+    consumer.on('event.error', (err) => this.#log({ level: 'warn', message: `Kafka consumer: ${errorMessage(err)}` }));
+    await new Promise<void>((res, rej) =>
+      consumer.connect({ timeout: o.startTimeoutMs }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err)) : res())),
+    );
+    consumer.setDefaultConsumeTimeout(100);
+    // Wait only for the first record of a batch, then take what is already fetched: low latency at low rates.
+    (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+    this.#consumer = consumer;
+    consumer.subscribe([o.topic]);
+  }
+
+  #onRebalance(err: LibrdKafkaError | undefined, assignment: TopicPartition[]): void {
+    const gen = ++this.#rebalanceGen;
+    if (err?.code === ERR_ASSIGN) {
+      this.metrics.rebalances.inc({ kind: 'assign' });
+      void this.#assign(gen, assignment);
+      return;
+    }
+    this.metrics.rebalances.inc({ kind: 'revoke' });
+    this.#commitHint();
+    this.#assigned.clear();
+    try {
+      this.#consumer?.unassign();
+    } catch {
+      // Not connected any more: nothing to give back.
+    }
+  }
+
+  /** Assigns partitions at the offsets Redis holds (the truth), retrying while Redis is down. */
+  async #assign(gen: number, assignment: TopicPartition[]): Promise<void> {
+    const o = this.options;
+    let stored: Map<number, number> | undefined;
+    for (let attempt = 0; stored === undefined; attempt++) {
+      if (gen !== this.#rebalanceGen || this.#consumer === undefined || this.#state === 'closing') return;
+      try {
+        stored = await this.#store.readOffsets(o.group, o.topic);
+      } catch (err) {
+        this.#log({ level: 'warn', message: `reading offsets from Redis failed, retrying: ${errorMessage(err)}` });
+        await this.#sleep(this.#backoff(attempt), false);
+      }
+    }
+    if (gen !== this.#rebalanceGen || this.#consumer === undefined || this.#state === 'closing') return;
+    const list = assignment.map((tp) => ({
+      topic: tp.topic,
+      partition: tp.partition,
+      offset: stored.get(tp.partition) ?? (o.startFrom === 'earliest' ? OFFSET_BEGINNING : OFFSET_END),
+    }));
+    try {
+      this.#consumer.assign(list);
+    } catch (err) {
+      this.#log({ level: 'warn', message: `assigning partitions failed: ${errorMessage(err)}` });
+      return;
+    }
+    this.#paused = false;
+    this.metrics.paused.set(0);
+    for (const tp of list) {
+      this.#assigned.add(tp.partition);
+      if (tp.offset >= 0) this.#applied.set(tp.partition, tp.offset);
+    }
+    this.#log({ level: 'info', message: `assigned ${o.topic} partitions ${list.map((l) => `${l.partition}@${l.offset >= 0 ? l.offset : o.startFrom}`).join(', ') || '(none)'}` });
+  }
+
+  #backoff(attempt: number): number {
+    const o = this.options;
+    const base = Math.min(o.retryMaxMs, o.retryMinMs * 2 ** Math.min(attempt, 16));
+    return Math.round(base / 2 + Math.random() * (base / 2));
+  }
+
+  /** Sleeps; when `abortable`, close() cuts it short. */
+  async #sleep(ms: number, abortable = true): Promise<void> {
+    const signal = this.#wake.signal;
+    if (abortable && signal.aborted) return;
+    await new Promise<void>((res) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        res();
+      }
+      if (abortable) signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  async #consume(): Promise<Message[]> {
+    const c = this.#consumer;
+    if (!c) return [];
+    return new Promise<Message[]>((res, rej) => c.consume(this.options.batchSize, (err, msgs) => (err ? rej(err) : res(msgs))));
+  }
+
+  async #run(): Promise<void> {
+    // Two batches at most: while one is written to Redis the next is fetched and validated, which
+    // keeps both the JS thread and Redis busy. Writes stay strictly in order.
+    let writing: Promise<void> | undefined;
+    while (this.#state === 'running') {
+      let msgs: Message[];
+      try {
+        msgs = await this.#consume();
+      } catch (err) {
+        this.#log({ level: 'warn', message: `consuming failed: ${errorMessage(err)}` });
+        await this.#sleep(200);
+        continue;
+      }
+      if (msgs.length === 0) {
+        if (writing) await writing;
+        writing = undefined;
+        continue;
+      }
+      const prepared = await this.#prepare(msgs);
+      if (writing) await writing;
+      writing = prepared ? this.#write(prepared) : undefined;
+    }
+    if (writing) await writing;
+  }
+
+  /** Validates a batch and dead-letters its bad records; undefined when closing interrupted it. */
+  async #prepare(msgs: Message[]): Promise<Prepared | undefined> {
+    const o = this.options;
+    const good: GoodRecord[] = [];
+    const bad: Inbound[] = [];
+    const ts = new Map<string, number>();
+    for (const m of msgs) {
+      const r = parseEvent(m.value, { key: m.key ?? null, maxBytes: o.maxRecordBytes });
+      if (r.ok) {
+        good.push({ partition: m.partition, offset: m.offset, value: m.value!, event: r.event });
+        if (m.timestamp !== undefined) ts.set(`${m.partition}:${m.offset}`, m.timestamp);
+      } else bad.push({ m, reason: r.reason, detail: r.detail });
+    }
+    // Dead-letter first: once the offset moves past a bad record, the DLQ must already have it.
+    if (bad.length > 0 && !(await this.#deadLetterAll(bad))) return undefined;
+    return { good, skipped: bad.map((b) => ({ partition: b.m.partition, offset: b.m.offset })), ts };
+  }
+
+  async #write(prepared: Prepared): Promise<void> {
+    try {
+      await this.#apply(prepared);
+    } catch (err) {
+      if (this.#state !== 'running') return;
+      // #apply retries what can be retried; anything else is a bug worth seeing, not a reason to stop.
+      this.#log({ level: 'error', message: `batch failed unexpectedly: ${errorMessage(err)}` });
+    }
+  }
+
+  async #apply({ good: initialGood, skipped: initialSkipped, ts }: Prepared): Promise<void> {
+    let good = initialGood;
+    let skipped = initialSkipped;
+    for (let attempt = 0; good.length + skipped.length > 0; ) {
+      if (this.#state !== 'running') return; // abandoned: nothing was stored, Kafka redelivers it
+      const plan = buildPlan(good, skipped, this.#planContext(), this.#store.prefix);
+      const t0 = performance.now();
+      let result;
+      try {
+        result = await this.#store.apply(plan);
+      } catch (err) {
+        if (!isConnectionError(err) && good.length + skipped.length > 1) {
+          // Something in this batch is refused by Redis itself (e.g. a key of the wrong type): apply
+          // record by record so only the offending records are dead-lettered and the rest go on.
+          await this.#applyOneByOne(good, skipped, ts);
+          return;
+        }
+        if (!isConnectionError(err)) {
+          await this.#rejectByRedis(good, skipped, err);
+          return;
+        }
+        this.#redisDown(err, attempt);
+        await this.#sleep(this.#backoff(attempt));
+        attempt += 1;
+        continue;
+      }
+      this.metrics.redisWrite.observe((performance.now() - t0) / 1000);
+      if (result.kind === 'stale') {
+        const before = good.length;
+        good = dropApplied(good, result.stored);
+        skipped = dropApplied(skipped, result.stored);
+        this.#stats.duplicates += before - good.length;
+        this.metrics.events.inc({ result: 'duplicate' }, before - good.length);
+        for (const [p, next] of result.stored) if ((this.#applied.get(p) ?? -1) < next) this.#applied.set(p, next);
+        continue;
+      }
+      this.#applyDone(plan.parts, good, result.alerts, ts);
+      return;
+    }
+  }
+
+  #planContext() {
+    const o = this.options;
+    return { keys: this.#store.keys, topic: o.topic, group: o.group, ttlSeconds: o.ttlSeconds, rules: o.alerts, recentAlerts: o.recentAlerts, now: Date.now() };
+  }
+
+  #applyDone(parts: Array<[number, number, number]>, good: GoodRecord[], alerts: string[], ts: Map<string, number>): void {
+    const now = Date.now();
+    if (this.#paused) this.#resumeAfterOutage();
+    this.metrics.redisUp.set(1);
+    this.metrics.batches.inc();
+    this.#stats.batches += 1;
+    this.#stats.applied += good.length;
+    this.metrics.events.inc({ result: 'applied' }, good.length);
+    for (const g of good) {
+      const evMs = Date.parse(g.event.timestamp);
+      if (!Number.isNaN(evMs)) this.metrics.eventToRedis.observe(Math.max(0, now - evMs) / 1000);
+      const rec = ts.get(`${g.partition}:${g.offset}`);
+      if (rec !== undefined && rec > 0) this.metrics.recordToRedis.observe(Math.max(0, now - rec) / 1000);
+    }
+    for (const [p, , next] of parts) if ((this.#applied.get(p) ?? -1) < next) this.#applied.set(p, next);
+    for (const a of alerts) {
+      this.#stats.alertsFired += 1;
+      try {
+        this.metrics.alertsFired.inc({ rule: (JSON.parse(a) as Alert).rule });
+      } catch {
+        this.metrics.alertsFired.inc({ rule: 'unknown' });
+      }
+      this.#alerts.enqueue(a);
+    }
+  }
+
+  #redisDown(err: unknown, attempt: number): void {
+    this.metrics.redisUp.set(0);
+    this.metrics.redisRetries.inc();
+    if (!this.#paused) {
+      this.#paused = true;
+      this.metrics.paused.set(1);
+      try {
+        this.#consumer?.pause([...this.#assigned].map((partition) => ({ topic: this.options.topic, partition })));
+      } catch {
+        // Assignment changed under us; the held batch is retried regardless.
+      }
+      this.#log({ level: 'warn', message: `Redis unavailable (${errorMessage(err)}); consumption paused, retrying with backoff` });
+    } else if (attempt % 10 === 9) {
+      this.#log({ level: 'warn', message: `Redis still unavailable after ${attempt + 1} attempts: ${errorMessage(err)}` });
+    }
+  }
+
+  #resumeAfterOutage(): void {
+    this.#paused = false;
+    this.metrics.paused.set(0);
+    try {
+      this.#consumer?.resume([...this.#assigned].map((partition) => ({ topic: this.options.topic, partition })));
+    } catch {
+      // Partitions reassigned meanwhile start unpaused.
+    }
+    this.#log({ level: 'info', message: 'Redis is back; consumption resumed' });
+  }
+
+  async #applyOneByOne(good: GoodRecord[], skipped: SkippedRecord[], ts: Map<string, number>): Promise<void> {
+    type Item = { g?: GoodRecord; s?: SkippedRecord; partition: number; offset: number };
+    const items: Item[] = [...good.map((g) => ({ g, partition: g.partition, offset: g.offset })), ...skipped.map((s) => ({ s, partition: s.partition, offset: s.offset }))];
+    items.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+    for (const it of items) {
+      for (let attempt = 0; ; attempt++) {
+        if (this.#state !== 'running') return;
+        const g = it.g ? [it.g] : [];
+        const s = it.s ? [it.s] : [];
+        const plan = buildPlan(g, s, this.#planContext(), this.#store.prefix);
+        try {
+          const r = await this.#store.apply(plan);
+          if (r.kind === 'ok') this.#applyDone(plan.parts, g, r.alerts, ts);
+          break;
+        } catch (err) {
+          if (isConnectionError(err)) {
+            this.#redisDown(err, attempt);
+            await this.#sleep(this.#backoff(attempt));
+            continue;
+          }
+          await this.#rejectByRedis(g, s, err);
+          break;
+        }
+      }
+    }
+  }
+
+  /** A single record Redis refuses to store goes to the dead-letter topic so the partition moves on. */
+  async #rejectByRedis(good: GoodRecord[], skipped: SkippedRecord[], err: unknown): Promise<void> {
+    const o = this.options;
+    for (const g of good) {
+      const fake: Message = { topic: o.topic, partition: g.partition, offset: g.offset, value: g.value, size: g.value.length, key: g.event.session_id };
+      const ok = await this.#deadLetterAll([{ m: fake, reason: 'redis_rejected', detail: errorMessage(err) }]);
+      if (!ok) return;
+    }
+    const plan = buildPlan([], [...skipped, ...good.map((g) => ({ partition: g.partition, offset: g.offset }))], this.#planContext(), this.#store.prefix);
+    for (let attempt = 0; this.#state === 'running'; attempt++) {
+      try {
+        const r = await this.#store.apply(plan);
+        if (r.kind === 'ok') this.#applyDone(plan.parts, [], [], new Map());
+        return;
+      } catch (e) {
+        if (!isConnectionError(e)) {
+          this.#log({ level: 'error', message: `Redis refuses even an offset update: ${errorMessage(e)}` });
+        }
+        this.#redisDown(e, attempt);
+        await this.#sleep(this.#backoff(attempt));
+      }
+    }
+  }
+
+  /** Produces bad records to the dead-letter topic and waits for the acks; false when closing interrupted it. */
+  async #deadLetterAll(bad: Inbound[]): Promise<boolean> {
+    const results = await Promise.all(bad.map((b) => this.#deadLetter(b)));
+    return results.every(Boolean);
+  }
+
+  async #deadLetter(b: Inbound): Promise<boolean> {
+    const o = this.options;
+    const m = b.m;
+    const base: MessageHeader[] = [
+      ...(m.headers ?? []),
+      ...dlqHeaders({ reason: b.reason ?? 'unknown', detail: b.detail ?? '', topic: m.topic, partition: m.partition, offset: m.offset, consumer: o.group }),
+    ];
+    let value = m.value;
+    let headers = base;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#sender.send(o.dlqTopic, value, m.key ?? null, headers);
+        this.#stats.deadLettered += 1;
+        this.metrics.dlq.inc({ reason: b.reason ?? 'unknown' });
+        this.metrics.events.inc({ result: 'dlq' });
+        this.#log({ level: 'debug', message: `dead-lettered ${m.topic}/${m.partition}@${m.offset}: ${b.reason ?? 'unknown'}` });
+        return true;
+      } catch (err) {
+        if (value && value.length > DLQ_TRUNCATE_BYTES && isTooLarge(err)) {
+          // The DLQ topic cannot hold the whole record: keep its head and say so, rather than stall.
+          headers = [...base, { [DLQ_HEADER_TRUNCATED_FROM]: String(value.length) }];
+          value = value.subarray(0, DLQ_TRUNCATE_BYTES);
+          continue;
+        }
+        if (this.#state !== 'running') return false;
+        this.#log({ level: 'warn', message: `dead-lettering to ${o.dlqTopic} failed, retrying: ${errorMessage(err)}` });
+        await this.#sleep(this.#backoff(attempt));
+        if (this.#state !== 'running') return false;
+      }
+    }
+  }
+
+  #commitHint(): void {
+    const c = this.#consumer;
+    if (!c) return;
+    const list: Array<{ topic: string; partition: number; offset: number }> = [];
+    for (const p of this.#assigned) {
+      const next = this.#applied.get(p);
+      if (next === undefined || this.#committed.get(p) === next) continue;
+      list.push({ topic: this.options.topic, partition: p, offset: next });
+      this.#committed.set(p, next);
+    }
+    if (list.length === 0) return;
+    try {
+      c.commit(list);
+    } catch {
+      // Only a hint for lag tools; Redis holds the real position.
+    }
+  }
+
+  async #lag(): Promise<Array<{ topic: string; partition: number; lag: number }>> {
+    const c = this.#consumer;
+    const topic = this.options.topic;
+    if (!c) return [];
+    const out: Array<{ topic: string; partition: number; lag: number }> = [];
+    await Promise.all(
+      [...this.#assigned].map(async (p) => {
+        const wm = await new Promise<{ lowOffset: number; highOffset: number } | undefined>((res) => {
+          try {
+            c.queryWatermarkOffsets(topic, p, 2000, (err, w) => res(err ? undefined : w));
+          } catch {
+            res(undefined);
+          }
+        });
+        if (!wm) return;
+        const pos = this.#applied.get(p) ?? wm.lowOffset;
+        out.push({ topic, partition: p, lag: Math.max(0, wm.highOffset - Math.max(pos, wm.lowOffset)) });
+      }),
+    );
+    return out.sort((a, b) => a.partition - b.partition);
+  }
+
+  async #sweepOutbox(minAgeMs: number): Promise<void> {
+    if (this.#state !== 'running' || this.options.alerts === false) return;
+    try {
+      await this.#alerts.sweep(minAgeMs);
+    } catch (err) {
+      this.#log({ level: 'debug', message: `alert outbox sweep failed: ${errorMessage(err)}` });
+    }
+  }
+
+  async #prune(): Promise<void> {
+    if (this.#state !== 'running') return;
+    try {
+      await this.#store.pruneIndexes(Date.now() - this.options.ttlSeconds * 1000, 1000);
+    } catch (err) {
+      this.#log({ level: 'debug', message: `index pruning failed: ${errorMessage(err)}` });
+    }
+  }
+
+  /** Idle alerts compare event time with the clock, so they only run while this instance is caught up. */
+  async #checkIdle(): Promise<void> {
+    const rules = this.options.alerts;
+    if (this.#state !== 'running' || !rules || rules.idleMs === false || this.#paused || this.#assigned.size === 0) return;
+    try {
+      const lag = await this.#lag();
+      if (lag.length < this.#assigned.size || lag.some((l) => l.lag > this.options.batchSize)) return;
+      const now = Date.now();
+      const cutoff = now - rules.idleMs;
+      // Only sessions that went quiet in the last day: a fresh consumer must not alert on all history.
+      const ids = await this.#store.idleCandidates(cutoff - 24 * 3600_000, cutoff, 500);
+      const owned = [...this.#assigned];
+      for (const id of ids) {
+        const json = await this.#store.fireIdle(id, cutoff, owned, new Date(now).toISOString(), Math.round(rules.idleMs / 1000), this.options.recentAlerts, this.options.topic);
+        if (json) {
+          this.#stats.alertsFired += 1;
+          this.metrics.alertsFired.inc({ rule: 'idle' });
+          this.#alerts.enqueue(json);
+        }
+      }
+    } catch (err) {
+      this.#log({ level: 'debug', message: `idle check failed: ${errorMessage(err)}` });
+    }
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Lua scripts run by Redis. Each one is a single atomic step: the events of a batch, the
+ * aggregates derived from them, the alerts they trigger and the offsets they cover become
+ * visible together or not at all, which is what makes redelivery after a crash harmless.
+ */
+
+/**
+ * Applies one batch. KEYS: 1 offsets, 2 by-activity, 3 by-cost, 4 agents, 5 alerts-fired,
+ * 6 alerts-recent, 7 alerts-outbox, then per session events, meta, tools, kafka index,
+ * recent-errors and the by-agent indexes it references. ARGV[1] is the JSON header built by
+ * buildPlan; ARGV[2..] are the event texts, session by session.
+ *
+ * Returns {'stale', {partition, stored_next, ...}} without writing anything when Redis already
+ * holds an offset past the start of the batch (the caller drops those records and retries), or
+ * {'ok', {alert_json, ...}, {session, count, ...}}.
+ */
+export const APPLY_BATCH = `
+local h = cjson.decode(ARGV[1])
+local stale = {}
+for _, p in ipairs(h.parts) do
+  local stored = redis.call('HGET', KEYS[1], p[1])
+  if stored and tonumber(stored) > tonumber(p[2]) then
+    stale[#stale + 1] = p[1]
+    stale[#stale + 1] = stored
+  end
+end
+if #stale > 0 then return {'stale', stale} end
+
+local r = h.r
+local fired = {}
+local counts = {}
+local function fire(rule, s, agent, value, threshold, message, tool)
+  local id = rule .. '|' .. s.id
+  if redis.call('SADD', KEYS[5], id) == 1 then
+    local a = {alert_id = id, rule = rule, session_id = s.id, agent_id = agent, fired_at = h.at,
+      value = value, threshold = threshold, message = message,
+      source = {topic = h.topic, partition = s.p, offset = tonumber(s.lo)}}
+    if tool then a.tool = tool end
+    local j = cjson.encode(a)
+    redis.call('HSET', KEYS[7], id, j)
+    redis.call('LPUSH', KEYS[6], j)
+    redis.call('LTRIM', KEYS[6], 0, h.recent - 1)
+    fired[#fired + 1] = j
+  end
+end
+
+local argi = 2
+for _, s in ipairs(h.s) do
+  local kEv, kMeta, kTools, kKafka, kErr = KEYS[s.k + 1], KEYS[s.k + 2], KEYS[s.k + 3], KEYS[s.k + 4], KEYS[s.k + 5]
+  local last = argi + s.n - 1
+  local j = argi
+  while j <= last do
+    -- unpack is bounded by Lua's C stack; push in slices.
+    local e = math.min(j + 999, last)
+    redis.call('RPUSH', kEv, unpack(ARGV, j, e))
+    j = e + 1
+  end
+  argi = last + 1
+
+  local cur = redis.call('HMGET', kMeta, 'first_ts', 'last_ts', 'status', 'agent_id')
+  local upd = {'session_id', s.id, 'current_step', s.cs}
+  if not cur[1] or s.ft < cur[1] then upd[#upd + 1] = 'first_ts'; upd[#upd + 1] = s.ft end
+  local lastTs = cur[2]
+  if not cur[2] or s.lt > cur[2] then upd[#upd + 1] = 'last_ts'; upd[#upd + 1] = s.lt; lastTs = s.lt end
+  if s.st then upd[#upd + 1] = 'status'; upd[#upd + 1] = s.st
+  elseif not cur[3] then upd[#upd + 1] = 'status'; upd[#upd + 1] = 'active' end
+  local agent = cur[4]
+  if not agent then agent = s.a; upd[#upd + 1] = 'agent_id'; upd[#upd + 1] = s.a end
+  redis.call('HSET', kMeta, unpack(upd))
+  local count = redis.call('HINCRBY', kMeta, 'event_count', s.n)
+  -- Zero increments only matter the first time, to create the field.
+  local fresh = count == s.n
+  if fresh or s.it > 0 then redis.call('HINCRBY', kMeta, 'input_tokens', s.it) end
+  if fresh or s.ot > 0 then redis.call('HINCRBY', kMeta, 'output_tokens', s.ot) end
+  if fresh or s.ec > 0 then redis.call('HINCRBY', kMeta, 'error_count', s.ec) end
+  if fresh or s.tc > 0 then redis.call('HINCRBY', kMeta, 'tool_calls', s.tc) end
+  -- The cost index and rule only move when the cost does.
+  local cost = nil
+  if fresh or s.c ~= '0' then
+    cost = redis.call('HINCRBYFLOAT', kMeta, 'cost_usd', s.c)
+    redis.call('ZADD', KEYS[3], tonumber(cost), s.id)
+  end
+  redis.call('ZADD', KEYS[2], 'GT', s.lms, s.id)
+  for _, ag in ipairs(s.ag) do
+    redis.call('ZADD', KEYS[ag[1]], 'GT', ag[3], s.id)
+  end
+  if fresh then
+    redis.call('HSET', kKafka, 'topic', h.topic, 'partition', s.p, 'first_offset', s.fo, 'last_offset', s.lo)
+  else
+    redis.call('HSET', kKafka, 'last_offset', s.lo)
+  end
+
+  local toolHit = nil
+  for _, t in ipairs(s.tools) do
+    local n = redis.call('HINCRBY', kTools, t[1], t[2])
+    if r.tool and n > r.tool and not toolHit then toolHit = {t[1], n} end
+  end
+  if #s.et > 0 and r.errN then
+    for _, ms in ipairs(s.et) do redis.call('LPUSH', kErr, ms) end
+    redis.call('LTRIM', kErr, 0, r.errN - 1)
+    local times = redis.call('LRANGE', kErr, 0, -1)
+    if #times >= r.errN then
+      local lo, hi = math.huge, -math.huge
+      for _, t in ipairs(times) do
+        local v = tonumber(t)
+        if v < lo then lo = v end
+        if v > hi then hi = v end
+      end
+      if hi - lo <= r.errWin then
+        fire('error_burst', s, agent, r.errN, r.errN,
+          string.format('session %s had %d errors within %d s', s.id, r.errN, math.ceil(r.errWin / 1000)))
+      end
+    end
+    redis.call('EXPIRE', kErr, h.ttl)
+  end
+  if r.cost and cost and tonumber(cost) > r.cost then
+    fire('cost_threshold', s, agent, tonumber(cost), r.cost,
+      string.format('session %s has cost $%.2f, above the $%.2f threshold', s.id, tonumber(cost), r.cost))
+  end
+  if toolHit then
+    fire('tool_loop', s, agent, toolHit[2], r.tool,
+      string.format('session %s called %s %d times (more than %d)', s.id, toolHit[1], toolHit[2], r.tool), toolHit[1])
+  end
+
+  redis.call('EXPIRE', kEv, h.ttl)
+  redis.call('EXPIRE', kMeta, h.ttl)
+  redis.call('EXPIRE', kTools, h.ttl)
+  redis.call('EXPIRE', kKafka, h.ttl)
+  local note = cjson.encode({session_id = s.id, count = count, last_ts = lastTs})
+  redis.call('PUBLISH', s.ch, note)
+  redis.call('PUBLISH', h.upd, note)
+  counts[#counts + 1] = s.id
+  counts[#counts + 1] = count
+end
+
+for i = 1, #h.agents, 1000 do
+  redis.call('SADD', KEYS[4], unpack(h.agents, i, math.min(i + 999, #h.agents)))
+end
+for _, p in ipairs(h.parts) do
+  redis.call('HSET', KEYS[1], p[1], p[3])
+end
+return {'ok', fired, counts}
+`;
+
+/**
+ * Fires the idle alert for one session if it is still active, still idle and on a partition
+ * this instance owns. KEYS: 1 meta, 2 kafka index, 3 by-activity, 4 alerts-fired,
+ * 5 alerts-recent, 6 alerts-outbox. ARGV: session id, cutoff ms, JSON list of owned partitions,
+ * fired_at ISO, idle seconds, recent list length, topic.
+ */
+export const FIRE_IDLE = `
+local sid = ARGV[1]
+local score = redis.call('ZSCORE', KEYS[3], sid)
+if not score or tonumber(score) > tonumber(ARGV[2]) then return false end
+local m = redis.call('HMGET', KEYS[1], 'status', 'agent_id', 'last_ts')
+if m[1] ~= 'active' then return false end
+local k = redis.call('HMGET', KEYS[2], 'topic', 'partition', 'last_offset')
+if k[1] ~= ARGV[7] then return false end
+local owned = false
+for _, p in ipairs(cjson.decode(ARGV[3])) do
+  if tostring(p) == k[2] then owned = true end
+end
+if not owned then return false end
+local id = 'idle|' .. sid
+if redis.call('SADD', KEYS[4], id) == 0 then return false end
+local a = {alert_id = id, rule = 'idle', session_id = sid, agent_id = m[2], fired_at = ARGV[4],
+  value = tonumber(ARGV[5]), threshold = tonumber(ARGV[5]), last_ts = m[3],
+  message = string.format('session %s has had no event for more than %d s', sid, tonumber(ARGV[5])),
+  source = {topic = k[1], partition = tonumber(k[2]), offset = tonumber(k[3])}}
+local j = cjson.encode(a)
+redis.call('HSET', KEYS[6], id, j)
+redis.call('LPUSH', KEYS[5], j)
+redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[6]) - 1)
+return j
+`;

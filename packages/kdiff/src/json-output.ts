@@ -1,0 +1,105 @@
+/**
+ * The machine-readable result (format kdiff.compare.v1, documented in docs/kdiff.md). Values
+ * from events are kept as JSON values; JSON escaping keeps control characters out of terminals.
+ */
+import type { Comparison, DiffEntry, SideTotals } from './compare.js';
+import type { Step } from './steps.js';
+
+export const COMPARE_FORMAT = 'kdiff.compare.v1';
+
+export interface SideDescription {
+  /** `session` or `expected`. */
+  kind: 'session' | 'expected';
+  /** Session id, or the expected-steps file name. */
+  name: string;
+  source?: string;
+  events?: number;
+  warnings: string[];
+}
+
+function stepJson(s: Step | undefined): Record<string, unknown> | null {
+  if (!s) return null;
+  const out: Record<string, unknown> = { index: s.index, position: s.position, event_type: s.eventType, label: s.label };
+  if (s.agentId !== undefined) out.agent_id = s.agentId;
+  if (s.status !== undefined) out.status = s.status;
+  if (s.event) out.event_id = s.event.event_id;
+  if (s.depth > 0) out.depth = s.depth;
+  if (s.latencyMs !== undefined) out.latency_ms = s.latencyMs;
+  if (s.costUsd !== undefined) out.cost_usd = s.costUsd;
+  return out;
+}
+
+function detailJson(s: Step | undefined): Record<string, unknown> | null {
+  const base = stepJson(s);
+  if (!base || !s) return base;
+  if (s.model !== undefined) base.model = s.model;
+  if (s.confidence !== undefined) base.confidence = s.confidence;
+  if (s.reasoning !== undefined) base.reasoning = s.reasoning;
+  return base;
+}
+
+function entryJson(e: DiffEntry): Record<string, unknown> {
+  const out: Record<string, unknown> = { op: e.op, a: stepJson(e.a), b: stepJson(e.b) };
+  if (e.op === 'changed') {
+    out.changes = e.changes;
+    if (e.changesOmitted > 0) out.changes_omitted = e.changesOmitted;
+  }
+  if (e.latencyDeltaMs !== undefined) out.latency_delta_ms = e.latencyDeltaMs;
+  if (e.costDeltaUsd !== undefined) out.cost_delta_usd = e.costDeltaUsd;
+  return out;
+}
+
+function totalsJson(t: SideTotals): Record<string, unknown> {
+  return {
+    steps: t.steps,
+    latency_ms: t.latencyMs,
+    cost_usd: t.costUsd,
+    errors: t.errors,
+    first_error: stepJson(t.firstError),
+    outcome: t.outcome ?? null,
+  };
+}
+
+/** The comparison as one JSON document. `entries` holds every aligned step, matching ones included. */
+export function comparisonJson(cmp: Comparison, a: SideDescription, b: SideDescription): Record<string, unknown> {
+  const s = cmp.summary;
+  const d = cmp.divergence;
+  return {
+    format: COMPARE_FORMAT,
+    mode: cmp.mode,
+    identical: cmp.identical,
+    a,
+    b,
+    options: {
+      ignore: cmp.options.ignore,
+      default_ignore: cmp.options.defaultIgnore,
+      types: cmp.options.types ?? null,
+      agents: cmp.options.agents ?? null,
+      context: cmp.options.context,
+    },
+    alignment: cmp.alignment,
+    summary: {
+      same: s.same,
+      changed: s.changed,
+      only_in_a: s.onlyInA,
+      only_in_b: s.onlyInB,
+      a: totalsJson(s.a),
+      b: totalsJson(s.b),
+      latency_delta_ms: s.latencyDeltaMs,
+      cost_delta_usd: s.costDeltaUsd,
+      error_only_in: s.errorOnlyIn ?? null,
+    },
+    divergence: d
+      ? {
+          entry: d.entry,
+          op: cmp.entries[d.entry]!.op,
+          context: d.context.map(entryJson),
+          a: detailJson(d.a),
+          b: detailJson(d.b),
+          changes: d.changes,
+          ...(d.changesOmitted > 0 ? { changes_omitted: d.changesOmitted } : {}),
+        }
+      : null,
+    entries: cmp.entries.map(entryJson),
+  };
+}

@@ -1,0 +1,254 @@
+/**
+ * Text output: the first divergence, the full comparison (unified or side by side, matching runs
+ * collapsed) and the summary. Everything taken from an event goes through sanitizeForTerminal.
+ */
+import { Chalk, type ChalkInstance } from 'chalk';
+import { sanitizeForTerminal } from '@agenttrace/common';
+import type { Comparison, DiffEntry, SideTotals } from './compare.js';
+import type { FieldChange } from './field-diff.js';
+import type { Step } from './steps.js';
+
+export type View = 'unified' | 'side-by-side';
+
+export interface RenderOptions {
+  chalk: ChalkInstance;
+  /** Names of the two sides as shown in headers (`sess_a (kafka)`, `expected steps.json`). */
+  labelA: string;
+  labelB: string;
+  view: View;
+  /** Line width for the side-by-side view. */
+  width: number;
+  /** Characters of a value shown on one line. */
+  valueWidth: number;
+}
+
+export function makeChalk(color: boolean): ChalkInstance {
+  return new Chalk({ level: color ? 1 : 0 });
+}
+
+/** One line of untrusted text, neutralized. */
+export const safe = (text: unknown): string => sanitizeForTerminal(String(text), { singleLine: true });
+
+/** A JSON value on one sanitized line, cut at `max` characters. */
+export function formatValue(value: unknown, max: number): string {
+  if (value === undefined) return '(absent)';
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  const clean = safe(text);
+  return clean.length > max ? `${clean.slice(0, max)}… (${clean.length} chars)` : clean;
+}
+
+export function formatMs(ms: number): string {
+  const a = Math.abs(ms);
+  if (a < 1000) return `${Math.round(ms)}ms`;
+  return `${(ms / 1000).toFixed(a < 10_000 ? 2 : 1)}s`;
+}
+
+const signed = (n: number, text: string): string => (n > 0 ? `+${text}` : n < 0 ? `-${text.replace(/^-/, '')}` : text);
+export const formatMsDelta = (ms: number): string => signed(ms, formatMs(Math.abs(ms)));
+export const formatUsd = (usd: number): string => `$${Math.abs(usd) < 0.01 && usd !== 0 ? usd.toFixed(6).replace(/0+$/, '') : usd.toFixed(4)}`;
+export const formatUsdDelta = (usd: number): string => signed(usd, formatUsd(Math.abs(usd)));
+
+/** `tool_call stripe.create_invoice [invoice-agent] ERROR`, indented under delegations. */
+export function describeStep(s: Step, c: ChalkInstance): string {
+  const indent = s.depth > 0 ? `${'  '.repeat(Math.min(s.depth, 8) - 1)}↳ ` : '';
+  const label = s.label ? ` ${safe(s.label)}` : '';
+  const agent = s.agentId !== undefined ? c.dim(` [${safe(s.agentId)}]`) : '';
+  const status = s.status === 'error' ? ` ${c.red('ERROR')}` : '';
+  return `${indent}${s.eventType}${label}${agent}${status}`;
+}
+
+function deltas(e: DiffEntry, c: ChalkInstance): string {
+  const parts: string[] = [];
+  // Sub-millisecond jitter would print as a meaningless ±0ms.
+  if (e.latencyDeltaMs !== undefined && Math.abs(e.latencyDeltaMs) >= 0.5) parts.push(`Δ latency ${formatMsDelta(e.latencyDeltaMs)}`);
+  if (e.costDeltaUsd !== undefined && Math.abs(e.costDeltaUsd) > 1e-12) parts.push(`Δ cost ${formatUsdDelta(e.costDeltaUsd)}`);
+  return parts.length > 0 ? c.dim(`  (${parts.join(', ')})`) : '';
+}
+
+export function formatChange(ch: FieldChange, valueWidth: number): string {
+  if (ch.kind === 'added') return `${safe(ch.path)}: (absent) → ${formatValue(ch.b, valueWidth)}`;
+  if (ch.kind === 'removed') return `${safe(ch.path)}: ${formatValue(ch.a, valueWidth)} → (absent)`;
+  return `${safe(ch.path)}: ${formatValue(ch.a, valueWidth)} → ${formatValue(ch.b, valueWidth)}`;
+}
+
+function changeLines(e: { changes: FieldChange[]; changesOmitted: number }, indent: string, o: RenderOptions): string[] {
+  const out = e.changes.map((ch) => `${indent}${o.chalk.yellow(formatChange(ch, o.valueWidth))}`);
+  if (e.changesOmitted > 0) out.push(`${indent}${o.chalk.dim(`… and ${e.changesOmitted} more changed fields`)}`);
+  return out;
+}
+
+const ref = (side: 'A' | 'B', s: Step | undefined): string => (s ? `${side}#${s.index + 1}` : '');
+
+/** Which entries are shown: every change plus `context` matching entries around each. */
+function visibleEntries(entries: readonly DiffEntry[], context: number): boolean[] {
+  const show = new Array<boolean>(entries.length).fill(false);
+  entries.forEach((e, i) => {
+    if (e.op === 'same') return;
+    for (let k = Math.max(0, i - context); k <= Math.min(entries.length - 1, i + context); k++) show[k] = true;
+  });
+  return show;
+}
+
+const MARK: Record<DiffEntry['op'], string> = { same: '=', changed: '~', removed: '-', added: '+' };
+
+function paint(op: DiffEntry['op'], c: ChalkInstance): (t: string) => string {
+  if (op === 'removed') return c.red;
+  if (op === 'added') return c.green;
+  if (op === 'changed') return c.yellow;
+  return c.dim;
+}
+
+function unifiedLines(cmp: Comparison, o: RenderOptions): string[] {
+  const c = o.chalk;
+  const out: string[] = [];
+  const show = visibleEntries(cmp.entries, cmp.options.context);
+  let hidden = 0;
+  const flush = (): void => {
+    if (hidden > 0) out.push(c.dim(`    … ${hidden} matching step${hidden === 1 ? '' : 's'} …`));
+    hidden = 0;
+  };
+  cmp.entries.forEach((e, i) => {
+    if (!show[i]) {
+      hidden++;
+      return;
+    }
+    flush();
+    const p = paint(e.op, c);
+    const refs = `${ref('A', e.a).padEnd(7)}${ref('B', e.b).padEnd(7)}`;
+    const step = e.b ?? e.a!;
+    out.push(`${p(`${MARK[e.op]} ${refs}`)}${describeStep(e.op === 'removed' ? e.a! : step, c)}${deltas(e, c)}`);
+    if (e.op === 'changed') out.push(...changeLines(e, '        ', o));
+  });
+  flush();
+  return out;
+}
+
+/** Pads text that may contain ANSI codes to a visible width, cutting it when longer. */
+function fit(text: string, width: number): string {
+   
+  const plain = text.replace(/\u001b\[[0-9;]*m/g, '');
+  if (plain.length <= width) return text + ' '.repeat(width - plain.length);
+  return `${plain.slice(0, Math.max(0, width - 1))}…`;
+}
+
+function sideBySideLines(cmp: Comparison, o: RenderOptions): string[] {
+  const c = o.chalk;
+  const col = Math.max(30, Math.floor((o.width - 3) / 2));
+  const out: string[] = [`${fit(c.bold(`A ${safe(o.labelA)}`), col)} │ ${c.bold(`B ${safe(o.labelB)}`)}`];
+  const show = visibleEntries(cmp.entries, cmp.options.context);
+  let hidden = 0;
+  const flush = (): void => {
+    if (hidden > 0) out.push(c.dim(`${fit(`  … ${hidden} matching step${hidden === 1 ? '' : 's'} …`, col)} │`));
+    hidden = 0;
+  };
+  cmp.entries.forEach((e, i) => {
+    if (!show[i]) {
+      hidden++;
+      return;
+    }
+    flush();
+    const p = paint(e.op, c);
+    const left = e.a ? `${ref('A', e.a).padEnd(7)}${describeStep(e.a, c)}` : '';
+    const right = e.b ? `${ref('B', e.b).padEnd(7)}${describeStep(e.b, c)}${deltas(e, c)}` : '';
+    out.push(`${fit(left, col)} ${p(MARK[e.op])} ${right}`);
+    if (e.op === 'changed') out.push(...changeLines(e, '        ', o));
+  });
+  flush();
+  return out;
+}
+
+function sideDetails(side: 'A' | 'B', s: Step | undefined, o: RenderOptions): string[] {
+  const c = o.chalk;
+  if (!s) return [`  ${side}: ${c.dim('(no more steps)')}`];
+  const out = [`  ${c.bold(`${side}#${s.index + 1}`)} ${describeStep(s, c)}`];
+  const facts: string[] = [];
+  if (s.model !== undefined) facts.push(`model ${safe(s.model)}`);
+  if (s.confidence !== undefined) facts.push(`confidence ${s.confidence}`);
+  if (s.latencyMs !== undefined) facts.push(`latency ${formatMs(s.latencyMs)}`);
+  if (s.costUsd !== undefined) facts.push(`cost ${formatUsd(s.costUsd)}`);
+  if (facts.length > 0) out.push(`      ${facts.join(' · ')}`);
+  if (s.reasoning !== undefined) out.push(`      reasoning: ${typeof s.reasoning === 'string' ? formatValue(s.reasoning, 400).slice(1, -1) : formatValue(s.reasoning, 400)}`);
+  // Why a failed step failed is usually the answer the reader is looking for.
+  const err = (s.view.payload as { error?: { name?: unknown; message?: unknown } } | undefined)?.error;
+  if (err && typeof err === 'object') out.push(c.red(`      error: ${safe(err.name ?? 'Error')}: ${safe(err.message ?? '')}`));
+  return out;
+}
+
+export function divergenceLines(cmp: Comparison, o: RenderOptions): string[] {
+  const c = o.chalk;
+  const d = cmp.divergence;
+  if (!d) return [c.green('No divergence: every compared step matches.')];
+  const at = cmp.entries[d.entry]!;
+  const what =
+    at.op === 'changed' ? 'the same kind of step with different fields' : at.op === 'removed' ? `a step only in A (${safe(o.labelA)})` : `a step only in B (${safe(o.labelB)})`;
+  const out = [c.bold(`First divergence at ${[ref('A', at.a), ref('B', at.b)].filter(Boolean).join(' / ')}: ${what}`)];
+  if (d.context.length > 0) {
+    out.push(c.dim(`  before it (${d.context.length} matching step${d.context.length === 1 ? '' : 's'}):`));
+    for (const e of d.context) out.push(c.dim(`    = ${ref('A', e.a).padEnd(7)}${ref('B', e.b).padEnd(7)}`) + describeStep(e.a!, c));
+  } else if (d.entry === 0) {
+    out.push(c.dim('  (the sessions differ from their first compared step)'));
+  }
+  out.push(...sideDetails('A', d.a, o), ...sideDetails('B', d.b, o));
+  if (d.changes.length > 0) {
+    out.push('  fields:');
+    out.push(...changeLines(d, '    ', o));
+  }
+  return out;
+}
+
+function totalsLine(name: string, a: number, b: number, fmt: (n: number) => string, delta: (n: number) => string): string {
+  return `  ${name.padEnd(8)} A ${fmt(a)}   B ${fmt(b)}   (${delta(b - a)})`;
+}
+
+function errorText(t: SideTotals, side: 'A' | 'B', c: ChalkInstance): string {
+  if (!t.firstError) return `${side} ${t.errors}`;
+  return `${side} ${t.errors} (first: ${side}#${t.firstError.index + 1} ${describeStep(t.firstError, c)})`;
+}
+
+export function summaryLines(cmp: Comparison, o: RenderOptions): string[] {
+  const c = o.chalk;
+  const s = cmp.summary;
+  const out = [
+    c.bold('Summary'),
+    `  steps    A ${s.a.steps}   B ${s.b.steps}   ${s.same} same, ${c.yellow(`${s.changed} changed`)}, ${c.red(`${s.onlyInA} only in A`)}, ${c.green(`${s.onlyInB} only in B`)}`,
+  ];
+  if (cmp.mode === 'sessions') {
+    out.push(totalsLine('latency', s.a.latencyMs, s.b.latencyMs, formatMs, formatMsDelta));
+    out.push(totalsLine('cost', s.a.costUsd, s.b.costUsd, formatUsd, formatUsdDelta));
+  } else {
+    out.push(`  latency  B ${formatMs(s.b.latencyMs)}   cost B ${formatUsd(s.b.costUsd)}`);
+  }
+  out.push(`  errors   ${errorText(s.a, 'A', c)}   ${errorText(s.b, 'B', c)}`);
+  if (s.errorOnlyIn) out.push(c.red(`  error only in ${s.errorOnlyIn.toUpperCase()} (${safe(s.errorOnlyIn === 'a' ? o.labelA : o.labelB)})`));
+  if (s.a.outcome !== undefined || s.b.outcome !== undefined) out.push(`  outcome  A ${safe(s.a.outcome ?? '(no session_end)')}   B ${safe(s.b.outcome ?? '(no session_end)')}`);
+  if (cmp.alignment === 'anchored') out.push(c.dim(`  (the sessions differ in more than ${cmp.options.maxEditLength} steps; aligned on steps unique to both sides)`));
+  out.push(cmp.identical ? c.green('Same: no differences after ignores and filters.') : c.red('Different.'));
+  return out;
+}
+
+/** The whole text report. */
+export function renderComparison(cmp: Comparison, o: RenderOptions, showDivergence: boolean): string {
+  const c = o.chalk;
+  const lines = [`${c.bold('kdiff')}  A: ${safe(o.labelA)}   B: ${safe(o.labelB)}`];
+  const ign = cmp.options.ignore.length > 0 ? ` + ${cmp.options.ignore.map(safe).join(', ')}` : '';
+  lines.push(c.dim(`ignoring: ${cmp.options.defaultIgnore ? 'ids, timestamps, seq, latency, cost, tokens, stacks' : 'nothing by default'}${ign}`));
+  const filters: string[] = [];
+  if (cmp.options.types) filters.push(`types ${cmp.options.types.join(',')}`);
+  if (cmp.options.agents) filters.push(`agents ${cmp.options.agents.map(safe).join(',')}`);
+  if (filters.length > 0) lines.push(c.dim(`only: ${filters.join('; ')}`));
+  lines.push('');
+  if (showDivergence) {
+    lines.push(...divergenceLines(cmp, o));
+  } else if (cmp.identical) {
+    lines.push(c.dim(`  all ${cmp.entries.length} compared steps match`));
+  } else {
+    lines.push(...(o.view === 'side-by-side' ? sideBySideLines(cmp, o) : unifiedLines(cmp, o)));
+  }
+  lines.push('', ...summaryLines(cmp, o));
+  return `${lines.join('\n')}\n`;
+}

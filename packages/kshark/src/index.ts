@@ -1,0 +1,18 @@
+export { runReplay } from './replay.js';
+export type { ReplayRequest, ReplayOutput, Output } from './replay.js';
+export { buildTimeline } from './timeline.js';
+export type { TimelineRow } from './timeline.js';
+export { sessionStats, findRetryLoops } from './summary.js';
+export type { SessionStats, RetryLoop } from './summary.js';
+export { REPLAY_JSON_FORMAT, replayJson, safeJson } from './json-output.js';
+export type { ReplayJson } from './json-output.js';
+export { SESSIONS_JSON_FORMAT, sessionsJson, sessionsTable } from './sessions-list.js';
+export { ReplayApp, REPLAY_KEYS } from './interactive.js';
+export type { ReplayAppProps } from './interactive.js';
+export { TopApp } from './top.js';
+export type { TopAppProps, TopSnapshot } from './top.js';
+export { makeChalk, matchesFilters, renderRow, renderSummary, headline, details, formatOffset, formatDuration, oneLine } from './render.js';
+export { REPLAY_DEFAULTS, resolveReplayOptions, listFlag, grepFlag } from './options.js';
+export type { ReplayOptions, ResolvedReplayOptions } from './options.js';
+export { EXIT, EXIT_CODES_HELP, UsageError, exitCodeFor } from './errors.js';
+export type { ExitCode } from './errors.js';

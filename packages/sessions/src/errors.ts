@@ -1,0 +1,38 @@
+import { AgentTraceError } from '@agenttrace/common';
+
+/** Where a session can be read from. */
+export type SessionSource = 'redis' | 'kafka' | 'archive';
+
+/** Base class of the errors this package throws. */
+export class SessionsError extends AgentTraceError {}
+
+/** No source that was asked holds the session (in the requested time range). */
+export class SessionNotFoundError extends SessionsError {
+  readonly sessionId: string;
+  /** The sources that were checked and did not have it. */
+  readonly searched: SessionSource[];
+
+  constructor(sessionId: string, searched: SessionSource[], detail = '') {
+    super(
+      'SESSION_NOT_FOUND',
+      `session "${sessionId}" was not found (searched ${searched.join(', ') || 'nothing'})${detail ? `: ${detail}` : ''}`,
+    );
+    this.sessionId = sessionId;
+    this.searched = searched;
+  }
+}
+
+/**
+ * A source could not be reached or refused the request. The message names the source and its
+ * safe description (brokers, Redis URL without password, S3 endpoint and bucket), never credentials.
+ */
+export class SourceUnavailableError extends SessionsError {
+  readonly source: SessionSource;
+  readonly where: string;
+
+  constructor(source: SessionSource, where: string, detail: string, cause?: unknown) {
+    super('SOURCE_UNAVAILABLE', `${source} source unavailable: ${where}: ${detail}`, { cause, retryable: true });
+    this.source = source;
+    this.where = where;
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Helpers for integration tests against the real local stack (scripts/stack). Each test makes
+ * its own uniquely named topics, Redis prefixes and S3 prefixes, and removes them afterwards.
+ */
+import Kafka from '@confluentinc/kafka-javascript';
+import type { Message, MessageHeader } from '@confluentinc/kafka-javascript';
+import { randomBytes } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KafkaAdmin, rdkafkaConfig, type KafkaConnectionOptions } from '@agenttrace/common';
+import { newEventId, type AgentEvent } from '@agenttrace/contract';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Connection settings of the running stack (from the environment scripts/test exports). */
+export const stack = {
+  brokers: (process.env.AGENTTRACE_BROKERS ?? '127.0.0.1:9092').split(','),
+  redisUrl: process.env.AGENTTRACE_REDIS_URL ?? 'redis://127.0.0.1:6379',
+  s3Endpoint: process.env.AGENTTRACE_S3_ENDPOINT ?? 'http://127.0.0.1:4568',
+  s3Bucket: process.env.AGENTTRACE_S3_BUCKET ?? 'agenttrace',
+};
+
+export const kafkaConn = (brokers: string[] = stack.brokers): KafkaConnectionOptions => ({ brokers, clientId: 'agenttrace-test' });
+
+/** A name unique to this test run, safe for topics, Redis prefixes and S3 prefixes. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function createTopic(topic: string, partitions = 4, brokers = stack.brokers, config: Record<string, string> = {}): Promise<void> {
+  const admin = new KafkaAdmin(kafkaConn(brokers));
+  try {
+    await admin.ensureTopic({ topic, num_partitions: partitions, replication_factor: -1, config });
+  } finally {
+    admin.close();
+  }
+}
+
+export async function deleteTopic(topic: string, brokers = stack.brokers): Promise<void> {
+  const admin = new KafkaAdmin(kafkaConn(brokers));
+  try {
+    await admin.deleteTopic(topic).catch(() => undefined);
+  } finally {
+    admin.close();
+  }
+}
+
+export interface RawRecord {
+  key: string | Buffer | null;
+  value: string | Buffer | null;
+  partition?: number;
+  headers?: MessageHeader[];
+}
+
+/** Produces records straight to a topic (not through the tracer) and waits for every ack. */
+export async function produceRaw(topic: string, records: RawRecord[], brokers = stack.brokers, producerConfig: Record<string, string | number | boolean> = {}): Promise<void> {
+  const producer = new Kafka.Producer({ ...rdkafkaConfig(kafkaConn(brokers)), 'enable.idempotence': true, dr_cb: true, partitioner: 'murmur2_random', 'linger.ms': 5, ...producerConfig });
+  await new Promise<void>((res, rej) => producer.connect({}, (err) => (err ? rej(err) : res())));
+  let pending = records.length;
+  let failed: unknown;
+  const done = new Promise<void>((res) => {
+    if (pending === 0) res();
+    producer.on('delivery-report', (err) => {
+      if (err) failed = err;
+      if (--pending === 0) res();
+    });
+  });
+  producer.setPollInterval(20);
+  for (const r of records) {
+    const value = r.value === null ? null : Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    for (;;) {
+      try {
+        producer.produce(topic, r.partition ?? null, value, r.key ?? undefined, Date.now(), undefined, r.headers);
+        break;
+      } catch (err) {
+        if (!/queue full/i.test(String((err as Error).message))) throw err;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    }
+  }
+  await done;
+  await new Promise<void>((res) => producer.disconnect(() => res()));
+  if (failed) throw failed;
+}
+
+/**
+ * Reads a whole topic from the beginning until `count` records have arrived or `timeoutMs`
+ * passes (without a consumer group commit). read_committed unless told otherwise.
+ */
+export async function consumeAll(
+  topic: string,
+  opts: { count?: number; timeoutMs?: number; brokers?: string[]; isolation?: 'read_committed' | 'read_uncommitted'; conn?: KafkaConnectionOptions } = {},
+): Promise<Message[]> {
+  const brokers = opts.brokers ?? stack.brokers;
+  const conn = opts.conn ?? kafkaConn(brokers);
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const admin = new KafkaAdmin(conn);
+  let partitions: number;
+  try {
+    partitions = (await admin.partitionCount(topic)) ?? 0;
+  } finally {
+    admin.close();
+  }
+  if (partitions === 0) return [];
+  const consumer = new Kafka.KafkaConsumer(
+    {
+      ...rdkafkaConfig(conn),
+      'group.id': uniqueName('test-reader'),
+      'enable.auto.commit': false,
+      'isolation.level': opts.isolation ?? 'read_committed',
+    },
+    { 'auto.offset.reset': 'earliest' },
+  );
+  await new Promise<void>((res, rej) => consumer.connect({}, (err) => (err ? rej(err) : res())));
+  consumer.assign(Array.from({ length: partitions }, (_, p) => ({ topic, partition: p, offset: -2 /* OFFSET_BEGINNING */ })));
+  const out: Message[] = [];
+  const deadline = Date.now() + timeoutMs;
+  let idleSince = Date.now();
+  while (Date.now() < deadline) {
+    const batch = await new Promise<Message[]>((res, rej) => consumer.consume(1000, (err, msgs) => (err ? rej(err) : res(msgs))));
+    if (batch.length > 0) {
+      out.push(...batch);
+      idleSince = Date.now();
+    }
+    if (opts.count !== undefined && out.length >= opts.count) break;
+    if (opts.count === undefined && batch.length === 0 && Date.now() - idleSince > 2000) break;
+  }
+  await new Promise<void>((res) => consumer.disconnect(() => res()));
+  return out;
+}
+
+let seqCounter = 0;
+/** A valid contract-v1 event with sensible defaults; override any field. */
+export function makeEvent(overrides: Partial<AgentEvent> = {}): AgentEvent {
+  return {
+    schema_version: 1,
+    event_id: newEventId(),
+    session_id: 'sess_test',
+    agent_id: 'test-agent',
+    emitter_id: 'em_test',
+    seq: seqCounter++,
+    timestamp: new Date().toISOString(),
+    event_type: 'tool_call',
+    status: 'ok',
+    payload: { tool: 'test.tool', input: { n: 1 }, output: { ok: true }, latency_ms: 3 },
+    context: {},
+    ...overrides,
+  };
+}
+
+/** Description of a cluster started by `scripts/stack kafka up` (ports and pid files of its nodes). */
+export interface ClusterInfo {
+  name: string;
+  port: number;
+  nodes: Array<{ id: number; port: number; pidFile: string; logFile: string }>;
+  sasl?: { username: string; password: string };
+}
+
+/** Starts (or reuses) an extra cluster through the stack script; returns its description. */
+export function startCluster(name: string, port: number, nodes = 1, extra: string[] = []): ClusterInfo {
+  const r = spawnSync(join(repoRoot, 'scripts', 'stack'), ['kafka', 'up', name, '--port', String(port), '--nodes', String(nodes), ...extra], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`scripts/stack kafka up ${name} failed:\n${r.stdout}${r.stderr}`);
+  return clusterInfo(name);
+}
+
+export function clusterInfo(name: string): ClusterInfo {
+  const r = spawnSync(join(repoRoot, 'scripts', 'stack'), ['kafka', 'info', name], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`no cluster ${name}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as ClusterInfo;
+}
+
+export function stopCluster(name: string, purge = true): void {
+  spawnSync(join(repoRoot, 'scripts', 'stack'), ['kafka', 'down', name, ...(purge ? ['--purge'] : [])], { encoding: 'utf8' });
+}
+
+/** Restarts one node of a test-started cluster after a fault. */
+export function startNode(name: string, id: number): void {
+  const r = spawnSync(join(repoRoot, 'scripts', 'stack'), ['kafka', 'start-node', name, String(id)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`restarting ${name} node ${id} failed:\n${r.stdout}${r.stderr}`);
+}
+
+/** Like startNode, without blocking the test's event loop (tracers keep working meanwhile). */
+export function startNodeAsync(name: string, id: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(repoRoot, 'scripts', 'stack'), ['kafka', 'start-node', name, String(id)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`restarting ${name} node ${id} failed:\n${out}`))));
+  });
+}
+
+/** The pid of a node the test's cluster runs (for SIGKILL fault injection). */
+export function nodePid(info: ClusterInfo, id: number): number {
+  const node = info.nodes.find((n) => n.id === id);
+  if (!node) throw new Error(`cluster ${info.name} has no node ${id}`);
+  return Number(readFileSync(node.pidFile, 'utf8').trim());
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns a truthy value or the time runs out (then throws with `what`). */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}

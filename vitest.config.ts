@@ -13,5 +13,6 @@ export default defineConfig({
     maxWorkers: 2,
     minWorkers: 1,
     reporters: ['default'],
+    setupFiles: ['test-support/loop-watchdog.ts'],
   },
 });

@@ -4,11 +4,10 @@
  * credentials from the environment never appear in output or in --help.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot, stack, uniqueName } from '../test-support/stack.js';
+import { repoRoot, runNode, stack, uniqueName } from '../test-support/stack.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'agenttrace-cli-'));
 const badConfig = join(dir, 'bad.json');
@@ -30,13 +29,11 @@ interface Run {
   out: string;
 }
 
-function run(cli: string, args: string[], env: Record<string, string> = {}): Run {
-  const r = spawnSync(process.execPath, [join(repoRoot, `packages/${cli}/dist/cli.js`), ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
+async function run(cli: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const r = await runNode(join(repoRoot, `packages/${cli}/dist/cli.js`), args, {
     env: { ...process.env, NO_COLOR: '1', AGENTTRACE_BROKERS: stack.brokers.join(','), ...env },
   });
-  return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
+  return { code: r.code, out: `${r.stdout}\n${r.stderr}` };
 }
 
 /** A message, a non-zero exit, and no JavaScript stack trace. */
@@ -47,56 +44,56 @@ function expectCleanFailure(r: Run, code: number, message: RegExp): void {
 }
 
 describe('kshark', () => {
-  it('rejects an unknown option and a bad time expression (exit 2)', () => {
-    expectCleanFailure(run('kshark', ['replay', 'sess_x', '--no-such-flag']), 2, /unknown option/i);
-    expectCleanFailure(run('kshark', ['replay', 'sess_x', '--from', 'last tuesday']), 2, /last tuesday/);
+  it('rejects an unknown option and a bad time expression (exit 2)', async () => {
+    expectCleanFailure(await run('kshark', ['replay', 'sess_x', '--no-such-flag']), 2, /unknown option/i);
+    expectCleanFailure(await run('kshark', ['replay', 'sess_x', '--from', 'last tuesday']), 2, /last tuesday/);
   });
 
-  it('says an unknown session was not found (exit 3)', () => {
-    expectCleanFailure(run('kshark', ['replay', `sess_${uniqueName('nobody')}`, '--source', 'kafka', '--topic', uniqueName('empty')]), 3, /not found|no events|does not exist|unknown topic/i);
+  it('says an unknown session was not found (exit 3)', async () => {
+    expectCleanFailure(await run('kshark', ['replay', `sess_${uniqueName('nobody')}`, '--source', 'kafka', '--topic', uniqueName('empty')]), 3, /not found|no events|does not exist|unknown topic/i);
   });
 
-  it('names the unreachable server (exit 4)', () => {
-    expectCleanFailure(run('kshark', ['replay', 'sess_x', '--source', 'kafka', '--brokers', '127.0.0.1:1']), 4, /127\.0\.0\.1:1/);
-    expectCleanFailure(run('kshark', ['replay', 'sess_x', '--source', 'redis', '--redis-url', 'redis://127.0.0.1:1']), 4, /127\.0\.0\.1:1/);
+  it('names the unreachable server (exit 4)', async () => {
+    expectCleanFailure(await run('kshark', ['replay', 'sess_x', '--source', 'kafka', '--brokers', '127.0.0.1:1']), 4, /127\.0\.0\.1:1/);
+    expectCleanFailure(await run('kshark', ['replay', 'sess_x', '--source', 'redis', '--redis-url', 'redis://127.0.0.1:1']), 4, /127\.0\.0\.1:1/);
   });
 
-  it('reports a malformed config file (exit 5)', () => {
-    expectCleanFailure(run('kshark', ['replay', 'sess_x', '--config', badConfig]), 5, /bad\.json/);
+  it('reports a malformed config file (exit 5)', async () => {
+    expectCleanFailure(await run('kshark', ['replay', 'sess_x', '--config', badConfig]), 5, /bad\.json/);
   });
 
-  it('never prints credentials, in errors or in --help', () => {
+  it('never prints credentials, in errors or in --help', async () => {
     const runs = [
-      run('kshark', ['replay', 'sess_x', '--source', 'kafka', '--brokers', '127.0.0.1:1'], secretEnv),
-      run('kshark', ['replay', 'sess_x', '--source', 'redis', '--redis-url', `redis://user:${SECRET}@127.0.0.1:1`], secretEnv),
-      run('kshark', ['--help'], secretEnv),
-      run('kshark', ['replay', '--help'], secretEnv),
+      await run('kshark', ['replay', 'sess_x', '--source', 'kafka', '--brokers', '127.0.0.1:1'], secretEnv),
+      await run('kshark', ['replay', 'sess_x', '--source', 'redis', '--redis-url', `redis://user:${SECRET}@127.0.0.1:1`], secretEnv),
+      await run('kshark', ['--help'], secretEnv),
+      await run('kshark', ['replay', '--help'], secretEnv),
     ];
     for (const r of runs) expect(r.out).not.toContain(SECRET);
   });
 });
 
 describe('kdiff', () => {
-  it('rejects bad arguments (exit 2)', () => {
-    expectCleanFailure(run('kdiff', ['compare']), 2, /missing|session/i);
-    expectCleanFailure(run('kdiff', ['compare', 'a', 'b', '--no-such-flag']), 2, /unknown option/i);
+  it('rejects bad arguments (exit 2)', async () => {
+    expectCleanFailure(await run('kdiff', ['compare']), 2, /missing|session/i);
+    expectCleanFailure(await run('kdiff', ['compare', 'a', 'b', '--no-such-flag']), 2, /unknown option/i);
   });
 
-  it('says an unknown session was not found (exit 2)', () => {
-    expectCleanFailure(run('kdiff', ['compare', `sess_${uniqueName('a')}`, `sess_${uniqueName('b')}`, '--source', 'kafka', '--topic', uniqueName('empty')]), 2, /not found|no events|does not exist|unknown topic/i);
+  it('says an unknown session was not found (exit 2)', async () => {
+    expectCleanFailure(await run('kdiff', ['compare', `sess_${uniqueName('a')}`, `sess_${uniqueName('b')}`, '--source', 'kafka', '--topic', uniqueName('empty')]), 2, /not found|no events|does not exist|unknown topic/i);
   });
 
-  it('names the unreachable server and reports a malformed config (exit 2)', () => {
-    expectCleanFailure(run('kdiff', ['compare', 'a', 'b', '--source', 'kafka', '--brokers', '127.0.0.1:1']), 2, /127\.0\.0\.1:1/);
-    expectCleanFailure(run('kdiff', ['compare', 'a', 'b', '--config', badConfig]), 2, /bad\.json/);
+  it('names the unreachable server and reports a malformed config (exit 2)', async () => {
+    expectCleanFailure(await run('kdiff', ['compare', 'a', 'b', '--source', 'kafka', '--brokers', '127.0.0.1:1']), 2, /127\.0\.0\.1:1/);
+    expectCleanFailure(await run('kdiff', ['compare', 'a', 'b', '--config', badConfig]), 2, /bad\.json/);
   });
 
-  it('never prints credentials, in errors or in --help', () => {
+  it('never prints credentials, in errors or in --help', async () => {
     const runs = [
-      run('kdiff', ['compare', 'a', 'b', '--source', 'kafka', '--brokers', '127.0.0.1:1'], secretEnv),
-      run('kdiff', ['compare', 'a', 'b', '--source', 'redis', '--redis-url', `redis://user:${SECRET}@127.0.0.1:1`], secretEnv),
-      run('kdiff', ['--help'], secretEnv),
-      run('kdiff', ['compare', '--help'], secretEnv),
+      await run('kdiff', ['compare', 'a', 'b', '--source', 'kafka', '--brokers', '127.0.0.1:1'], secretEnv),
+      await run('kdiff', ['compare', 'a', 'b', '--source', 'redis', '--redis-url', `redis://user:${SECRET}@127.0.0.1:1`], secretEnv),
+      await run('kdiff', ['--help'], secretEnv),
+      await run('kdiff', ['compare', '--help'], secretEnv),
     ];
     for (const r of runs) expect(r.out).not.toContain(SECRET);
   });
@@ -105,22 +102,22 @@ describe('kdiff', () => {
 describe('kafmirror', () => {
   const main = stack.brokers.join(',');
 
-  it('rejects bad arguments and a malformed config (exit 2)', () => {
-    expectCleanFailure(run('kafmirror', ['replicate', '--target', main, '--topics', 'x']), 2, /source/i);
-    expectCleanFailure(run('kafmirror', ['replicate', '--no-such-flag']), 2, /unknown option/i);
-    expectCleanFailure(run('kafmirror', ['replicate', '--source', main, '--target', main, '--topics', 'x', '--config', badConfig]), 2, /bad\.json/);
+  it('rejects bad arguments and a malformed config (exit 2)', async () => {
+    expectCleanFailure(await run('kafmirror', ['replicate', '--target', main, '--topics', 'x']), 2, /source/i);
+    expectCleanFailure(await run('kafmirror', ['replicate', '--no-such-flag']), 2, /unknown option/i);
+    expectCleanFailure(await run('kafmirror', ['replicate', '--source', main, '--target', main, '--topics', 'x', '--config', badConfig]), 2, /bad\.json/);
   });
 
-  it('names the unreachable source cluster (exit 3) and the missing topic (exit 6)', () => {
-    expectCleanFailure(run('kafmirror', ['replicate', '--source', '127.0.0.1:1', '--target', main, '--topics', 'x']), 3, /source.*127\.0\.0\.1:1/i);
-    expectCleanFailure(run('kafmirror', ['replicate', '--source', main, '--target', main, '--naming', 'prefix', '--topics', uniqueName('missing')]), 6, /does not exist|missing|not found/i);
+  it('names the unreachable source cluster (exit 3) and the missing topic (exit 6)', async () => {
+    expectCleanFailure(await run('kafmirror', ['replicate', '--source', '127.0.0.1:1', '--target', main, '--topics', 'x']), 3, /source.*127\.0\.0\.1:1/i);
+    expectCleanFailure(await run('kafmirror', ['replicate', '--source', main, '--target', main, '--naming', 'prefix', '--topics', uniqueName('missing')]), 6, /does not exist|missing|not found/i);
   });
 
-  it('never prints credentials, in errors or in --help', () => {
+  it('never prints credentials, in errors or in --help', async () => {
     const runs = [
-      run('kafmirror', ['replicate', '--source', '127.0.0.1:1', '--target', '127.0.0.1:2', '--topics', 'x'], secretEnv),
-      run('kafmirror', ['--help'], secretEnv),
-      run('kafmirror', ['replicate', '--help'], secretEnv),
+      await run('kafmirror', ['replicate', '--source', '127.0.0.1:1', '--target', '127.0.0.1:2', '--topics', 'x'], secretEnv),
+      await run('kafmirror', ['--help'], secretEnv),
+      await run('kafmirror', ['replicate', '--help'], secretEnv),
     ];
     for (const r of runs) expect(r.out).not.toContain(SECRET);
   });

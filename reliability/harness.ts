@@ -230,11 +230,18 @@ export interface Tally {
   duplicated: number;
   /** Sessions whose events are not in recorded order. */
   reordered: number;
+  /**
+   * Events reported to the agent as DELIVERY_FAILED that are there all the same: the broker wrote
+   * them but died before acknowledging (librdkafka reports a timeout, not knowing the outcome).
+   */
+  arrivedDespiteFailure: number;
+  /** Events in the store that this workload never recorded (must be 0). */
+  unknown: number;
 }
 
 /** Compares what a store holds per session with what was recorded (minus reported failures). */
 export function tally(result: WorkloadResult, actual: Map<string, string[]>): Tally {
-  const t: Tally = { sessions: result.emitted.size, expected: 0, found: 0, lost: 0, duplicated: 0, reordered: 0 };
+  const t: Tally = { sessions: result.emitted.size, expected: 0, found: 0, lost: 0, duplicated: 0, reordered: 0, arrivedDespiteFailure: 0, unknown: 0 };
   for (const [session, ids] of result.emitted) {
     const want = ids.filter((id) => !result.reportedFailed.has(id));
     const got = actual.get(session) ?? [];
@@ -247,6 +254,11 @@ export function tally(result: WorkloadResult, actual: Map<string, string[]>): Ta
     }
     const wanted = new Set(want);
     for (const id of want) if (!seen.has(id)) t.lost++;
+    const emitted = new Set(ids);
+    for (const id of seen) {
+      if (!emitted.has(id)) t.unknown++;
+      else if (result.reportedFailed.has(id)) t.arrivedDespiteFailure++;
+    }
     const order = got.filter((id, i) => wanted.has(id) && got.indexOf(id) === i);
     const expectedOrder = want.filter((id) => seen.has(id));
     if (order.join() !== expectedOrder.join()) t.reordered++;

@@ -17,7 +17,7 @@ import {
   sleep,
   stack,
   startCluster,
-  startNodeAsync,
+  startNode,
   stopCluster,
   uniqueName,
   type ClusterInfo,
@@ -114,8 +114,8 @@ describe('single broker', () => {
   let cluster: ClusterInfo;
   let brokers: string[];
 
-  beforeAll(() => {
-    cluster = startCluster(name, 25092, 1);
+  beforeAll(async () => {
+    cluster = await startCluster(name, 25092, 1);
     brokers = [`127.0.0.1:${cluster.port}`];
   });
   afterAll(() => stopCluster(name));
@@ -142,7 +142,7 @@ describe('single broker', () => {
           process.kill(nodePid(cluster, 1), 'SIGKILL');
         }
         if (killedAt > 0 && !restarted && Date.now() - killedAt >= 3000) {
-          restarted = startNodeAsync(name, 1).then(() => {
+          restarted = startNode(name, 1).then(() => {
             downMs = Date.now() - killedAt;
           });
         }
@@ -188,17 +188,19 @@ describe('single broker', () => {
         // Down for 6 s: twice the delivery timeout.
         if (phase === 'down' && Date.now() - downAt >= 6000) {
           phase = 'up';
-          restarted = startNodeAsync(name, 1);
+          restarted = startNode(name, 1);
         }
       },
     });
     // The workload outlives the outage; should it not, the broker still comes back before checking.
-    await (restarted ?? startNodeAsync(name, 1));
+    await (restarted ?? startNode(name, 1));
     const v = await verify(p, result);
+    const arrivedFailed = [...(await readRedis(p.redisUrl, p.prefix, result.emitted.keys())).values()].flat().filter((id) => result.reportedFailed.has(id));
     report('3 broker down longer than the buffer window', {
       sent: [...result.emitted.values()].flat().length,
       reportedFailed: result.reportedFailed.size,
       delivered: result.delivered,
+      arrivedDespiteFailure: arrivedFailed.length,
       redis: v.redis,
       archive: v.archive,
     });
@@ -206,10 +208,14 @@ describe('single broker', () => {
     expect(result.reportedFailed.size).toBeGreaterThan(0);
     expect(result.errors.some((e) => e.code === 'DELIVERY_FAILED')).toBe(true);
     expect(result.closeErrors.length).toBeGreaterThan(0);
-    // Everything not reported failed arrived; and what arrived is exactly what was reported delivered.
-    expect(v.redis).toMatchObject({ lost: 0, duplicated: 0 });
-    expect(v.redis.found).toBe(result.delivered);
-    expect(v.archive).toMatchObject({ lost: 0, duplicated: 0 });
+    // Everything not reported failed arrived, once. Beyond that, only events whose failure report
+    // said the outcome was uncertain (sent, then the broker died before acknowledging) may be there.
+    expect(v.redis).toMatchObject({ lost: 0, duplicated: 0, unknown: 0 });
+    expect(v.redis.found).toBe(result.delivered + v.redis.arrivedDespiteFailure);
+    expect(v.archive).toMatchObject({ lost: 0, duplicated: 0, unknown: 0 });
+    expect(v.archive.found).toBe(result.delivered + v.archive.arrivedDespiteFailure);
+    const uncertain = new Set(result.errors.filter((e) => /may still have written it/.test(e.message)).flatMap((e) => e.eventIds ?? []));
+    for (const id of arrivedFailed) expect(uncertain.has(id), `${id} arrived although reported failed without saying the outcome was uncertain`).toBe(true);
   }, 240_000);
 
   it('scenario 4: dashboard consumer and archiver SIGKILLed repeatedly — 0 lost, 0 duplicated', async () => {
@@ -328,13 +334,13 @@ describe('disaster-recovery copy', () => {
   let source: string[];
   let target: string[];
 
-  beforeAll(() => {
-    source = [`127.0.0.1:${startCluster(sourceName, 25592, 1).port}`];
-    target = [`127.0.0.1:${startCluster(targetName, 25892, 1).port}`];
+  beforeAll(async () => {
+    source = [`127.0.0.1:${(await startCluster(sourceName, 25592, 1)).port}`];
+    target = [`127.0.0.1:${(await startCluster(targetName, 25892, 1)).port}`];
   }, 120_000);
-  afterAll(() => {
-    stopCluster(sourceName);
-    stopCluster(targetName);
+  afterAll(async () => {
+    await stopCluster(sourceName);
+    await stopCluster(targetName);
   });
 
   it('scenario 6: kafmirror SIGKILLed repeatedly while replicating — the target holds each event exactly once', async () => {
@@ -406,8 +412,8 @@ describe('three brokers, replication factor 3, min.insync.replicas=2', () => {
   let cluster: ClusterInfo;
   let brokers: string[];
 
-  beforeAll(() => {
-    cluster = startCluster(name, 26092, 3);
+  beforeAll(async () => {
+    cluster = await startCluster(name, 26092, 3);
     brokers = cluster.nodes.map((n) => `127.0.0.1:${n.port}`);
   }, 120_000);
   afterAll(() => stopCluster(name));
@@ -425,7 +431,7 @@ describe('three brokers, replication factor 3, min.insync.replicas=2', () => {
     const injectFaults = async (kill: () => Promise<number>) => {
       const node = await kill();
       await sleep(2000);
-      await startNodeAsync(name, node);
+      await startNode(name, node);
       events.push(`node ${node} back`);
     };
     const result = await runWorkload({

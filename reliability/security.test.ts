@@ -14,15 +14,15 @@ describe('SASL/PLAIN listener', () => {
   let saslBrokers: string[];
   let good: KafkaConnectionOptions;
 
-  beforeAll(() => {
-    cluster = startCluster(name, 27092, 1, ['--sasl']);
+  beforeAll(async () => {
+    cluster = await startCluster(name, 27092, 1, ['--sasl']);
     saslBrokers = [`127.0.0.1:${cluster.port + 200}`];
     good = { brokers: saslBrokers, sasl: { mechanism: 'PLAIN', username: cluster.sasl!.username, password: cluster.sasl!.password } };
   });
 
   afterAll(async () => {
     await shutdownTracing();
-    stopCluster(name);
+    await stopCluster(name);
   });
 
   it('delivers traced events with credentials taken from the environment', async () => {

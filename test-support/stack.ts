@@ -5,7 +5,7 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { Message, MessageHeader } from '@confluentinc/kafka-javascript';
 import { randomBytes } from 'node:crypto';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,38 +158,44 @@ export interface ClusterInfo {
   sasl?: { username: string; password: string };
 }
 
+/**
+ * Runs `scripts/stack` without blocking the event loop. Starting a three-node cluster on a busy
+ * two-core machine can take over a minute; a synchronous spawn would stall the vitest worker long
+ * enough for its RPC to the main process to time out ("Timeout calling onTaskUpdate").
+ */
+function runStack(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(repoRoot, 'scripts', 'stack'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 /** Starts (or reuses) an extra cluster through the stack script; returns its description. */
-export function startCluster(name: string, port: number, nodes = 1, extra: string[] = []): ClusterInfo {
-  const r = spawnSync(join(repoRoot, 'scripts', 'stack'), ['kafka', 'up', name, '--port', String(port), '--nodes', String(nodes), ...extra], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`scripts/stack kafka up ${name} failed:\n${r.stdout}${r.stderr}`);
+export async function startCluster(name: string, port: number, nodes = 1, extra: string[] = []): Promise<ClusterInfo> {
+  const r = await runStack(['kafka', 'up', name, '--port', String(port), '--nodes', String(nodes), ...extra]);
+  if (r.code !== 0) throw new Error(`scripts/stack kafka up ${name} failed:\n${r.stdout}${r.stderr}`);
   return clusterInfo(name);
 }
 
-export function clusterInfo(name: string): ClusterInfo {
-  const r = spawnSync(join(repoRoot, 'scripts', 'stack'), ['kafka', 'info', name], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`no cluster ${name}: ${r.stderr}`);
+export async function clusterInfo(name: string): Promise<ClusterInfo> {
+  const r = await runStack(['kafka', 'info', name]);
+  if (r.code !== 0) throw new Error(`no cluster ${name}: ${r.stderr}`);
   return JSON.parse(r.stdout) as ClusterInfo;
 }
 
-export function stopCluster(name: string, purge = true): void {
-  spawnSync(join(repoRoot, 'scripts', 'stack'), ['kafka', 'down', name, ...(purge ? ['--purge'] : [])], { encoding: 'utf8' });
+export async function stopCluster(name: string, purge = true): Promise<void> {
+  await runStack(['kafka', 'down', name, ...(purge ? ['--purge'] : [])]);
 }
 
-/** Restarts one node of a test-started cluster after a fault. */
-export function startNode(name: string, id: number): void {
-  const r = spawnSync(join(repoRoot, 'scripts', 'stack'), ['kafka', 'start-node', name, String(id)], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`restarting ${name} node ${id} failed:\n${r.stdout}${r.stderr}`);
-}
-
-/** Like startNode, without blocking the test's event loop (tracers keep working meanwhile). */
-export function startNodeAsync(name: string, id: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(repoRoot, 'scripts', 'stack'), ['kafka', 'start-node', name, String(id)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`restarting ${name} node ${id} failed:\n${out}`))));
-  });
+/** Restarts one node of a test-started cluster after a fault (tracers keep working meanwhile). */
+export async function startNode(name: string, id: number): Promise<void> {
+  const r = await runStack(['kafka', 'start-node', name, String(id)]);
+  if (r.code !== 0) throw new Error(`restarting ${name} node ${id} failed:\n${r.stdout}${r.stderr}`);
 }
 
 /** The pid of a node the test's cluster runs (for SIGKILL fault injection). */
@@ -215,4 +221,31 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     await sleep(everyMs);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export interface ProcessResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a Node script (a built CLI) to completion without blocking the event loop. Tests must not
+ * use spawnSync for this: back-to-back synchronous tests never let the worker's event loop turn,
+ * and once that lasts 60 s vitest's worker RPC times out and fails a green run.
+ */
+export function runNode(script: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

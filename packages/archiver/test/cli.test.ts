@@ -1,29 +1,28 @@
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot } from '../../../test-support/stack.js';
+import { repoRoot, runNode } from '../../../test-support/stack.js';
 
 const bin = join(repoRoot, 'packages/archiver/dist/cli.js');
-const run = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => runNode(bin, args, { env: { ...process.env, ...env }, timeoutMs: 30_000 });
 
 describe('agenttrace-archiver CLI', () => {
-  it('prints help with examples and exit codes', () => {
-    const r = run(['--help']);
-    expect(r.status).toBe(0);
+  it('prints help with examples and exit codes', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
     expect(r.stdout).toContain('Examples:');
     expect(r.stdout).toContain('Exit codes:');
   });
 
-  it('exits 2 with a message naming the problem for bad flags and settings', () => {
-    const bad = run(['--roll-rows', 'many']);
-    expect(bad.status).toBe(2);
+  it('exits 2 with a message naming the problem for bad flags and settings', async () => {
+    const bad = await run(['--roll-rows', 'many']);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--roll-rows');
-    const invalid = run(['--roll-age', '10ms']);
-    expect(invalid.status).toBe(2);
+    const invalid = await run(['--roll-age', '10ms']);
+    expect(invalid.code).toBe(2);
     expect(invalid.stderr).toContain('options.rollAgeMs');
     expect(invalid.stderr).not.toMatch(/\n\s+at /);
-    const config = run(['--config', '/nonexistent/archiver.json']);
-    expect(config.status).toBe(2);
+    const config = await run(['--config', '/nonexistent/archiver.json']);
+    expect(config.code).toBe(2);
     expect(config.stderr).toContain('no such file');
   });
 });

@@ -15,7 +15,7 @@ const cleanups: Array<() => Promise<void>> = [];
 
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  if (clusterStarted) stopCluster(clusterName);
+  if (clusterStarted) await stopCluster(clusterName);
 });
 
 describe('dead-letter fallbacks', () => {
@@ -112,7 +112,7 @@ describe('start-up against an unavailable Kafka', () => {
     // The first attempt fails (nothing listens), the archiver keeps trying instead of exiting.
     await eventually('a start-up retry', () => warnings.some((w) => /failed; retrying/.test(w)), 40_000, 100);
     expect(settled).toBe(false);
-    startCluster(clusterName, CLUSTER_PORT, 1);
+    await startCluster(clusterName, CLUSTER_PORT, 1);
     clusterStarted = true;
     await started;
     const text = await archiver.metrics.registry.metrics();

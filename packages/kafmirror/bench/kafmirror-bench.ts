@@ -295,8 +295,8 @@ async function main(): Promise<void> {
     throw new Error('MirrorMaker 2 jars missing: run scripts/stack fetch-tools (or pass --skip-mm2)');
   }
   process.stdout.write(`starting clusters mirror-src (23092) and mirror-dst (24092)\n`);
-  startCluster('mirror-src', 23092);
-  startCluster('mirror-dst', 24092);
+  await startCluster('mirror-src', 23092);
+  await startCluster('mirror-dst', 24092);
   const before = { src: new Set(await listTopics(SRC)), dst: new Set(await listTopics(DST)) };
   try {
     const topic = uniqueName('kmbench');
@@ -333,8 +333,8 @@ async function main(): Promise<void> {
     for (const t of await listTopics(SRC).catch(() => [])) if (!before.src.has(t)) await deleteTopic(t, SRC);
     for (const t of await listTopics(DST).catch(() => [])) if (!before.dst.has(t)) await deleteTopic(t, DST);
     if (!has('--keep-clusters')) {
-      stopCluster('mirror-src');
-      stopCluster('mirror-dst');
+      await stopCluster('mirror-src');
+      await stopCluster('mirror-dst');
     }
   }
   rmSync(work, { recursive: true, force: true });

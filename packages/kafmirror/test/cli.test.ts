@@ -81,14 +81,14 @@ describe('kafmirror with a SASL source cluster', () => {
   let sasl: string;
   const cleanup: Array<[string, string[]]> = [];
 
-  beforeAll(() => {
-    info = startCluster(NAME, 23095, 1, ['--sasl']);
+  beforeAll(async () => {
+    info = await startCluster(NAME, 23095, 1, ['--sasl']);
     sasl = `127.0.0.1:${23095 + 200}`;
   }, 120_000);
 
   afterAll(async () => {
     for (const [topic, brokers] of cleanup) await deleteTopic(topic, brokers);
-    stopCluster(NAME);
+    await stopCluster(NAME);
   }, 60_000);
 
   const saslEnv = (password: string) => ({

@@ -43,15 +43,15 @@ async function topicPartitions(topic: string, brokers: string[]): Promise<number
   }
 }
 
-beforeAll(() => {
-  startCluster(SRC_NAME, SRC_PORT);
-  startCluster(DST_NAME, DST_PORT);
+beforeAll(async () => {
+  await startCluster(SRC_NAME, SRC_PORT);
+  await startCluster(DST_NAME, DST_PORT);
 }, 120_000);
 
 afterAll(async () => {
   for (const { topic, brokers } of cleanup) await deleteTopic(topic, brokers).catch(() => undefined);
-  stopCluster(SRC_NAME);
-  stopCluster(DST_NAME);
+  await stopCluster(SRC_NAME);
+  await stopCluster(DST_NAME);
 }, 120_000);
 
 describe.sequential('kafmirror against two real clusters', () => {

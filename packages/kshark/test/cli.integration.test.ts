@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { partitionForKey, type AgentEvent } from '@agenttrace/contract';
 import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, stack, uniqueName, type RawRecord } from '../../../test-support/stack.js';
-import { CLI, HOSTILE, kshark, ksharkAsync, sampleSession } from './fixtures.js';
+import { CLI, HOSTILE, kshark, sampleSession } from './fixtures.js';
 
 const PARTITIONS = 4;
 const topic = uniqueName('kshark-cli');
@@ -38,8 +38,8 @@ afterAll(async () => {
 });
 
 describe('kshark replay (built binary, Kafka source)', () => {
-  it('prints the timeline in tree order with offsets, reasoning, errors and a summary naming the source', () => {
-    const r = kshark(['replay', SID, ...conn]);
+  it('prints the timeline in tree order with offsets, reasoning, errors and a summary naming the source', async () => {
+    const r = await kshark(['replay', SID, ...conn]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = r.stdout;
@@ -61,20 +61,20 @@ describe('kshark replay (built binary, Kafka source)', () => {
     expect(out).not.toContain('sess_cli_other');
   });
 
-  it('neutralizes terminal escapes from events and uses no color off a TTY', () => {
-    const r = kshark(['replay', SID, ...conn]);
+  it('neutralizes terminal escapes from events and uses no color off a TTY', async () => {
+    const r = await kshark(['replay', SID, ...conn]);
     expect(r.code).toBe(0);
     expect(r.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
     expect(r.stdout).toContain('pwned\\e[2J\\e]0;evil-title\\x07 \\u{202e}gnp.exe\\x9b31m');
-    const colored = kshark(['replay', SID, ...conn, '--color']);
+    const colored = await kshark(['replay', SID, ...conn, '--color']);
     expect(colored.stdout).toContain('\u001b[');
     // Our own colors only: the event's escape is still shown neutralized.
     expect(colored.stdout).toContain('pwned\\e[2J');
     expect(colored.stdout).not.toContain('\u001b[2J');
   });
 
-  it('--json gives one stable document; filters apply to its events, not to the summary', () => {
-    const r = kshark(['replay', SID, ...conn, '--json', '--type', 'tool_call,error']);
+  it('--json gives one stable document; filters apply to its events, not to the summary', async () => {
+    const r = await kshark(['replay', SID, ...conn, '--json', '--type', 'tool_call,error']);
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as { format: string; session_id: string; source: string; total_events: number; summary: { event_count: number; cost_usd: number; error_count: number }; events: AgentEvent[] };
     expect(doc.format).toBe('kshark.replay.v1');
@@ -87,25 +87,25 @@ describe('kshark replay (built binary, Kafka source)', () => {
     expect(doc.events.find((e) => e.seq === 6)!.payload.output).toBe(HOSTILE);
   });
 
-  it('--jsonl prints one contract event per line; --agent and --grep filter', () => {
-    const r = kshark(['replay', SID, ...conn, '--jsonl', '--agent', 'research-agent']);
+  it('--jsonl prints one contract event per line; --agent and --grep filter', async () => {
+    const r = await kshark(['replay', SID, ...conn, '--jsonl', '--agent', 'research-agent']);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as AgentEvent);
     expect(lines.map((e) => e.seq)).toEqual([2, 3]);
-    const g = kshark(['replay', SID, ...conn, '--jsonl', '--grep', 'STRIPE|giveup']);
+    const g = await kshark(['replay', SID, ...conn, '--jsonl', '--grep', 'STRIPE|giveup']);
     expect(g.stdout.trim().split('\n').map((l) => (JSON.parse(l) as AgentEvent).seq)).toEqual([7, 8]);
   });
 
-  it('--from/--to keep a time window (ISO-8601)', () => {
-    const r = kshark(['replay', SID, ...conn, '--jsonl', '--from', new Date(T0 + 2500).toISOString(), '--to', new Date(T0 + 5500).toISOString()]);
+  it('--from/--to keep a time window (ISO-8601)', async () => {
+    const r = await kshark(['replay', SID, ...conn, '--jsonl', '--from', new Date(T0 + 2500).toISOString(), '--to', new Date(T0 + 5500).toISOString()]);
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as AgentEvent).seq)).toEqual([5, 6, 7]);
   });
 
-  it('--full shows a long value in full instead of truncating it', () => {
-    const short = kshark(['replay', SID, ...conn, '--grep', 'rate limited']);
+  it('--full shows a long value in full instead of truncating it', async () => {
+    const short = await kshark(['replay', SID, ...conn, '--grep', 'rate limited']);
     expect(short.code).toBe(0);
-    const full = kshark(['replay', SID, ...conn, '--full', '--type', 'delegation']);
+    const full = await kshark(['replay', SID, ...conn, '--full', '--type', 'delegation']);
     expect(full.stdout).toMatch(/task:\n\s+\{\n\s+"topic": "acme"\n\s+\}/);
   });
 });
@@ -113,41 +113,41 @@ describe('kshark replay (built binary, Kafka source)', () => {
 describe('kshark errors (exit codes, clear messages, no stack traces)', () => {
   const noStack = (s: string) => expect(s).not.toMatch(/\n\s+at /);
 
-  it('unknown session: exit 3', () => {
-    const r = kshark(['replay', 'sess_does_not_exist', ...conn]);
+  it('unknown session: exit 3', async () => {
+    const r = await kshark(['replay', 'sess_does_not_exist', ...conn]);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/kshark: session "sess_does_not_exist" was not found \(searched redis, kafka/);
     noStack(r.stderr);
   });
 
-  it('bad time expression: exit 2', () => {
-    const r = kshark(['replay', SID, ...conn, '--from', 'yesterday-ish']);
+  it('bad time expression: exit 2', async () => {
+    const r = await kshark(['replay', SID, ...conn, '--from', 'yesterday-ish']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('cannot read --from "yesterday-ish"');
     noStack(r.stderr);
   });
 
-  it('bad flag values: exit 2', () => {
-    expect(kshark(['replay', SID, ...conn, '--type', 'bogus']).code).toBe(2);
-    expect(kshark(['replay', SID, ...conn, '--source', 'nowhere']).code).toBe(2);
-    expect(kshark(['replay', SID, ...conn, '--grep', '(']).code).toBe(2);
-    expect(kshark(['replay', SID, '--no-such-flag']).code).toBe(2);
-    expect(kshark(['replay', SID, ...conn, '--json', '--follow']).code).toBe(2);
+  it('bad flag values: exit 2', async () => {
+    expect((await kshark(['replay', SID, ...conn, '--type', 'bogus'])).code).toBe(2);
+    expect((await kshark(['replay', SID, ...conn, '--source', 'nowhere'])).code).toBe(2);
+    expect((await kshark(['replay', SID, ...conn, '--grep', '('])).code).toBe(2);
+    expect((await kshark(['replay', SID, '--no-such-flag'])).code).toBe(2);
+    expect((await kshark(['replay', SID, ...conn, '--json', '--follow'])).code).toBe(2);
     // Not a terminal: the interactive view cannot run.
-    expect(kshark(['replay', SID, ...conn, '--interactive']).code).toBe(2);
-    expect(kshark([]).code).toBe(2);
-    expect(kshark(['bogus']).code).toBe(2);
+    expect((await kshark(['replay', SID, ...conn, '--interactive'])).code).toBe(2);
+    expect((await kshark([])).code).toBe(2);
+    expect((await kshark(['bogus'])).code).toBe(2);
   });
 
-  it('unreachable Kafka: exit 4 and says where', () => {
-    const r = kshark(['replay', SID, ...conn, '--source', 'kafka', '--brokers', '127.0.0.1:1']);
+  it('unreachable Kafka: exit 4 and says where', async () => {
+    const r = await kshark(['replay', SID, ...conn, '--source', 'kafka', '--brokers', '127.0.0.1:1']);
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/kafka source unavailable: Kafka at 127\.0\.0\.1:1/);
     noStack(r.stderr);
   });
 
-  it('unreachable Redis: exit 4, says where, never prints the password', () => {
-    const r = kshark(['replay', SID, ...conn, '--source', 'redis', '--redis-url', 'redis://:s3cret@127.0.0.1:1']);
+  it('unreachable Redis: exit 4, says where, never prints the password', async () => {
+    const r = await kshark(['replay', SID, ...conn, '--source', 'redis', '--redis-url', 'redis://:s3cret@127.0.0.1:1']);
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/redis source unavailable: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
     expect(r.stderr).not.toContain('s3cret');
@@ -157,30 +157,30 @@ describe('kshark errors (exit codes, clear messages, no stack traces)', () => {
     const sid = 'sess_cli_offload';
     const e = makeEvent({ session_id: sid, emitter_id: 'em', seq: 0, payload: { tool: 't', output: { $offload: { bucket: stack.s3Bucket, key: 'x/payloads/sha256/00/none.json', size: 3, sha256: '00' } } }, offload: { fields: ['payload.output'] } });
     await produceRaw(topic, [record(e)]);
-    const r = kshark(['replay', sid, ...conn, '--s3-endpoint', 'http://127.0.0.1:1']);
+    const r = await kshark(['replay', sid, ...conn, '--s3-endpoint', 'http://127.0.0.1:1']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/warning: event .* could not fetch offloaded payload s3:\/\/agenttrace\/x\/payloads/);
   });
 
-  it('malformed config file: exit 5', () => {
+  it('malformed config file: exit 5', async () => {
     const f = join(tmp, 'bad.json');
     writeFileSync(f, '{ nope');
-    const r = kshark(['replay', SID, '--config', f]);
+    const r = await kshark(['replay', SID, '--config', f]);
     expect(r.code).toBe(5);
     expect(r.stderr).toContain(`config file ${f} is not valid JSON`);
   });
 
-  it('config file settings apply, flags override them', () => {
+  it('config file settings apply, flags override them', async () => {
     const f = join(tmp, 'good.json');
     writeFileSync(f, JSON.stringify({ topic, brokers: ['127.0.0.1:1'], redisPrefix: prefix }));
-    const viaFile = kshark(['replay', SID, '--config', f, '--brokers', stack.brokers.join(','), '--jsonl']);
+    const viaFile = await kshark(['replay', SID, '--config', f, '--brokers', stack.brokers.join(','), '--jsonl']);
     expect(viaFile.code).toBe(0);
     expect(viaFile.stdout.trim().split('\n')).toHaveLength(10);
   });
 
-  it('--help on every command has examples and the exit codes', () => {
+  it('--help on every command has examples and the exit codes', async () => {
     for (const cmd of [[], ['replay'], ['sessions'], ['top']]) {
-      const r = kshark([...cmd, '--help']);
+      const r = await kshark([...cmd, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain('Examples:');
       expect(r.stdout).toContain('3  session not found');
@@ -239,18 +239,18 @@ describe('kshark replay --follow', () => {
 
 describe('kshark sessions', () => {
   it('lists sessions from a bounded Kafka scan with filters, as a table and as JSON', async () => {
-    const r = await ksharkAsync(['sessions', ...conn, '--json', '--status', 'error']);
+    const r = await kshark(['sessions', ...conn, '--json', '--status', 'error']);
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as { format: string; source: string; sessions: Array<{ session_id: string; status: string; event_count: number }> };
     expect(doc.format).toBe('kshark.sessions.v1');
     expect(doc.source).toBe('kafka');
     expect(doc.sessions.map((s) => s.session_id)).toEqual([SID]);
-    const table = await ksharkAsync(['sessions', ...conn, '--sort', 'errors', '--limit', '2']);
+    const table = await kshark(['sessions', ...conn, '--sort', 'errors', '--limit', '2']);
     expect(table.code).toBe(0);
     const rows = table.stdout.trim().split('\n');
     expect(rows[0]).toMatch(/^SESSION\s+AGENT/);
     expect(rows).toHaveLength(3);
     expect(rows[1]).toContain(SID);
-    expect((await ksharkAsync(['sessions', ...conn, '--since', 'soon'])).code).toBe(2);
+    expect((await kshark(['sessions', ...conn, '--since', 'soon'])).code).toBe(2);
   });
 });

@@ -1,7 +1,6 @@
-import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { newEventId, type AgentEvent } from '@agenttrace/contract';
-import { makeEvent, repoRoot } from '../../../test-support/stack.js';
+import { makeEvent, repoRoot, runNode } from '../../../test-support/stack.js';
 
 export const CLI = join(repoRoot, 'packages', 'kshark', 'dist', 'cli.js');
 
@@ -39,18 +38,7 @@ export interface CliResult {
   stderr: string;
 }
 
-export function kshark(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '', ...env }, timeout: 60_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-export function ksharkAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** Runs the built kshark (asynchronously: see runNode). */
+export async function kshark(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runNode(CLI, args, { env: { ...process.env, NO_COLOR: '', ...env }, timeoutMs: 45_000 });
 }

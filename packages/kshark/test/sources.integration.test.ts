@@ -7,7 +7,7 @@ import type { AgentEvent } from '@agenttrace/contract';
 import { DashboardConsumer } from '@agenttrace/dashboard-consumer';
 import { Archiver, listArchiveFiles } from '@agenttrace/archiver';
 import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, stack, uniqueName, type RawRecord } from '../../../test-support/stack.js';
-import { CLI, kshark, ksharkAsync, sampleSession } from './fixtures.js';
+import { CLI, kshark, sampleSession } from './fixtures.js';
 
 const PARTITIONS = 3;
 const record = (e: AgentEvent): RawRecord => ({ key: e.session_id, value: JSON.stringify(e) });
@@ -57,9 +57,9 @@ describe('Redis source, materialized by the real dashboard consumer', () => {
   });
 
   it('auto picks Redis and replays the same events as the Kafka source', async () => {
-    const viaRedis = await ksharkAsync(['replay', SID, ...conn, '--json']);
+    const viaRedis = await kshark(['replay', SID, ...conn, '--json']);
     expect(viaRedis.code).toBe(0);
-    const viaKafka = await ksharkAsync(['replay', SID, ...conn, '--json', '--source', 'kafka']);
+    const viaKafka = await kshark(['replay', SID, ...conn, '--json', '--source', 'kafka']);
     const a = JSON.parse(viaRedis.stdout) as { source: string; partition: number; events: AgentEvent[] };
     const b = JSON.parse(viaKafka.stdout) as { source: string; partition: number; events: AgentEvent[] };
     expect(a.source).toBe('redis');
@@ -70,19 +70,19 @@ describe('Redis source, materialized by the real dashboard consumer', () => {
   });
 
   it('kshark sessions lists from Redis with filters', async () => {
-    const r = await ksharkAsync(['sessions', ...conn, '--json', '--sort', 'start']);
+    const r = await kshark(['sessions', ...conn, '--json', '--sort', 'start']);
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as { source: string; sessions: Array<{ session_id: string; event_count: number; status: string; cost_usd: number }> };
     expect(doc.source).toBe('redis');
     expect(doc.sessions.map((s) => s.session_id)).toEqual(['sess_redis_other', SID]);
     expect(doc.sessions[1]).toMatchObject({ event_count: 10, status: 'error' });
     expect(doc.sessions[1]!.cost_usd).toBeCloseTo(0.0081, 6);
-    const none = await ksharkAsync(['sessions', ...conn, '--json', '--min-cost', '1']);
+    const none = await kshark(['sessions', ...conn, '--json', '--min-cost', '1']);
     expect((JSON.parse(none.stdout) as { sessions: unknown[] }).sessions).toEqual([]);
   });
 
   it('kshark top --once shows the sessions and the alerts the consumer fired', async () => {
-    const r = await ksharkAsync(['top', ...conn, '--once']);
+    const r = await kshark(['top', ...conn, '--once']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(SID);
     expect(r.stdout).toMatch(/alert cost_threshold .*sess_redis_(target|other) has cost \$0\.01/);
@@ -154,7 +154,7 @@ describe('archive source, written by the real archiver', () => {
   });
 
   it('auto replays a 10-day-old session from the archive when Redis and Kafka no longer have it', async () => {
-    const r = await ksharkAsync(['replay', SID, ...connFor(topic, prefix, s3Prefix), '--json']);
+    const r = await kshark(['replay', SID, ...connFor(topic, prefix, s3Prefix), '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as { source: string; events: AgentEvent[] };
@@ -163,13 +163,13 @@ describe('archive source, written by the real archiver', () => {
     expect(doc.events[3]!.context.reasoning).toBe('need a summary');
   });
 
-  it('--source archive reports a session the archive does not have as not found', () => {
-    const r = kshark(['replay', 'sess_never', ...connFor(topic, prefix, s3Prefix), '--source', 'archive']);
+  it('--source archive reports a session the archive does not have as not found', async () => {
+    const r = await kshark(['replay', 'sess_never', ...connFor(topic, prefix, s3Prefix), '--source', 'archive']);
     expect(r.code).toBe(3);
   });
 
-  it('an unreachable S3 is a clear exit 4', () => {
-    const r = kshark(['replay', SID, ...connFor(topic, prefix, s3Prefix), '--source', 'archive', '--s3-endpoint', 'http://127.0.0.1:1']);
+  it('an unreachable S3 is a clear exit 4', async () => {
+    const r = await kshark(['replay', SID, ...connFor(topic, prefix, s3Prefix), '--source', 'archive', '--s3-endpoint', 'http://127.0.0.1:1']);
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/archive source unavailable: S3 bucket "agenttrace" at http:\/\/127\.0\.0\.1:1/);
   });

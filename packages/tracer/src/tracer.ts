@@ -538,7 +538,7 @@ export class AgentTracer implements DeliveryTarget {
     }
     if (err) {
       this.#fail(
-        new TracerError('DELIVERY_FAILED', `event ${eventId} of session ${this.sessionId} was not acknowledged by Kafka within ${this.#opts.deliveryTimeoutMs} ms: ${err.message}`, {
+        new TracerError('DELIVERY_FAILED', `event ${eventId} of session ${this.sessionId} was not acknowledged by Kafka within ${this.#opts.deliveryTimeoutMs} ms: ${err.message}${err.code === TIMED_OUT ? UNCERTAIN : ''}`, {
           cause: err,
           retryable: true,
           eventIds: [eventId],
@@ -555,6 +555,15 @@ export class AgentTracer implements DeliveryTarget {
     this.#report(error);
   }
 }
+
+/** librdkafka's ERR__MSG_TIMED_OUT. */
+const TIMED_OUT = -192;
+/**
+ * A request can reach the broker and be written while its acknowledgement is lost (the broker
+ * died before answering). librdkafka then reports a timeout, not knowing the outcome; the tracer
+ * does not retry on its own, so such an event is in Kafka at most once.
+ */
+const UNCERTAIN = ' (if it was already sent when the connection broke, Kafka may still have written it; it is never written twice)';
 
 function ms(t0: number): number {
   return Math.round((performance.now() - t0) * 1000) / 1000;

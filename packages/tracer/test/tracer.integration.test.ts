@@ -201,14 +201,14 @@ describe('tracer against a broker that goes away', () => {
   let cluster: ClusterInfo;
   let brokers: string[];
 
-  beforeAll(() => {
-    cluster = startCluster(name, 20092, 1);
+  beforeAll(async () => {
+    cluster = await startCluster(name, 20092, 1);
     brokers = [`127.0.0.1:${cluster.nodes[0]!.port}`];
   });
 
   afterAll(async () => {
     await shutdownTracing();
-    stopCluster(name);
+    await stopCluster(name);
   });
 
   it('loses nothing when the broker comes back within the delivery timeout', async () => {
@@ -222,7 +222,7 @@ describe('tracer against a broker that goes away', () => {
     for (let i = 0; i < 100; i++) tracer.logDecision({ action: `during-${i}` });
     // The agent is never blocked while the broker is down.
     expect(performance.now() - t0).toBeLessThan(100);
-    startNode(name, 1);
+    await startNode(name, 1);
     for (let i = 0; i < 50; i++) tracer.logDecision({ action: `after-${i}` });
     await tracer.close();
     const events = (await consumeAll(topic, { count: 202, timeoutMs: 60_000, brokers })).map(parse);
@@ -245,7 +245,7 @@ describe('tracer against a broker that goes away', () => {
     const failed = errors.filter((e) => e.code === 'DELIVERY_FAILED');
     expect(failed.length).toBe(20);
     expect(tracer.stats()).toMatchObject({ failed: 20, pending: 0 });
-    startNode(name, 1);
+    await startNode(name, 1);
     await tracer.close().catch(() => undefined);
     // Nothing is reported delivered that was not: what Kafka has matches what the tracer counted.
     const events = (await consumeAll(topic, { timeoutMs: 20_000, brokers })).map(parse);

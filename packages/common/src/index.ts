@@ -5,6 +5,7 @@ export {
   KafkaAdmin,
   KafkaError,
   kafkaError,
+  unreachableBrokers,
   kafkaConnectionFromEnv,
   validateKafkaConnection,
   rdkafkaConfig,

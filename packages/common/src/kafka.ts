@@ -1,5 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { GlobalConfig, IAdminClient, LibrdKafkaError, NewTopic } from '@confluentinc/kafka-javascript';
+import { connect } from 'node:net';
 import { AgentTraceError, OptionsError } from './errors.js';
 
 const { AdminClient } = Kafka;
@@ -128,6 +129,40 @@ export function kafkaError(what: string, conn: KafkaConnectionOptions, err: unkn
     cause: err,
     retryable: e.isRetriable ?? true,
   });
+}
+
+/** What a TCP connection attempt to one broker address came to: undefined when it was accepted. */
+function tcpProbe(address: string, timeoutMs: number): Promise<string | undefined> {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address.trim());
+  // An address this cannot read is left to librdkafka, which reports it in its own words.
+  if (!m) return Promise.resolve(undefined);
+  const [, host, port] = m;
+  return new Promise((resolve) => {
+    const socket = connect({ host: host!, port: Number(port) });
+    const done = (problem: string | undefined) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(problem);
+    };
+    const timer = setTimeout(() => done(`did not answer within ${timeoutMs} ms`), timeoutMs);
+    socket.once('connect', () => done(undefined));
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      const reason = err.code === 'ECONNREFUSED' ? 'refused the connection' : err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN' ? 'names an unknown host' : `failed: ${err.message}`;
+      done(`${reason}${err.code && !err.message.includes(err.code) ? ` (${err.code})` : ''}`);
+    });
+  });
+}
+
+/**
+ * Says why no bootstrap broker accepts a TCP connection, or undefined when one does. librdkafka
+ * reports an unreachable cluster only when its own timeouts run out (about 10 s), while a refused
+ * connection or an unknown host is known in milliseconds: command-line tools check this first so
+ * the user hears at once which address is wrong. Passing proves only that something listens.
+ */
+export async function unreachableBrokers(conn: Pick<KafkaConnectionOptions, 'brokers'>, timeoutMs = 3000): Promise<string | undefined> {
+  const problems = await Promise.all(conn.brokers.map((b) => tcpProbe(b, timeoutMs)));
+  if (problems.some((p) => p === undefined)) return undefined;
+  return conn.brokers.map((b, i) => `${b} ${problems[i]}`).join('; ');
 }
 
 /** A small promise wrapper around librdkafka's admin client. */

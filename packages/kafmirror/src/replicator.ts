@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { DeliveryReport, KafkaConsumer, LibrdKafkaError, Message, Producer } from '@confluentinc/kafka-javascript';
-import { errorMessage } from '@agenttrace/common';
+import { describeKafka, errorMessage, unreachableBrokers } from '@agenttrace/common';
 import { KafmirrorError } from './errors.js';
 import { ClusterAdmin, clientConfig, clusterError, connectClient, consumeBatch, describeCluster, disconnect, incrementalAssign, promisify0, type Cluster } from './kafka-io.js';
 import { LagAlarm, describeUrl, postWebhook, timeLagMs, type LagSnapshot, type PartitionLag } from './lag.js';
@@ -136,6 +136,11 @@ export class Replicator {
     const o = this.options;
     const log = o.log;
     try {
+      // A refused connection or an unknown host is known at once; librdkafka would take ~10 s to say so.
+      for (const c of [this.#source, this.#target]) {
+        const problem = await unreachableBrokers(c.conn);
+        if (problem !== undefined) throw new KafmirrorError(c.role === 'source' ? 'SOURCE_UNAVAILABLE' : 'TARGET_UNAVAILABLE', `${c.role} cluster "${c.alias}": cannot connect to ${describeKafka(c.conn)}: ${problem}. Is the broker running and reachable from here?`, { retryable: true });
+      }
       this.#sourceAdmin = new ClusterAdmin(this.#source);
       this.#targetAdmin = new ClusterAdmin(this.#target);
       // Check both clusters up front so the error names the one that is down.

@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message } from '@confluentinc/kafka-javascript';
-import { describeKafka, errorMessage, rdkafkaConfig, type KafkaConnectionOptions } from '@agenttrace/common';
+import { describeKafka, errorMessage, rdkafkaConfig, unreachableBrokers, type KafkaConnectionOptions } from '@agenttrace/common';
 import { parseEvent, type AgentEvent } from '@agenttrace/contract';
 import { randomBytes } from 'node:crypto';
 import { SourceUnavailableError } from './errors.js';
@@ -23,8 +23,15 @@ export interface ScanResult {
   incomplete?: string;
 }
 
+/** Fails at once, naming each address and why, when no bootstrap broker accepts a connection. */
+export async function assertKafkaReachable(conn: KafkaConnectionOptions): Promise<void> {
+  const problem = await unreachableBrokers(conn);
+  if (problem !== undefined) throw new SourceUnavailableError('kafka', describeKafka(conn), `cannot connect: ${problem}. Is the broker running and reachable from here?`);
+}
+
 /** A plain librdkafka consumer that reads assigned partitions without joining a group or committing. */
 export async function openConsumer(conn: KafkaConnectionOptions, clientId: string, timeoutMs: number, extra: Record<string, string | number | boolean> = {}): Promise<KafkaConsumer> {
+  await assertKafkaReachable(conn);
   const consumer = new Kafka.KafkaConsumer(
     {
       ...rdkafkaConfig({ ...conn, clientId }),

@@ -8,6 +8,7 @@ import {
   describeS3,
   errorMessage,
   KafkaAdmin,
+  KafkaError,
   OptionsError,
   redisKeys,
   restoreOffloads,
@@ -17,7 +18,7 @@ import {
 import { partitionForKey, type AgentEvent } from '@agenttrace/contract';
 import { loadArchiveReader } from './archive-source.js';
 import { SessionNotFoundError, SourceUnavailableError, type SessionSource } from './errors.js';
-import { closeConsumer, consumeBatch, openConsumer, pickSessionRecords, scanPartition, type ScannedEvent } from './kafka-scan.js';
+import { assertKafkaReachable, closeConsumer, consumeBatch, openConsumer, pickSessionRecords, scanPartition, type ScannedEvent } from './kafka-scan.js';
 import { SummaryBuilder, selectSessions, type ListSessionsOptions, type SessionSummary } from './list.js';
 import { resolveSessionReaderOptions, type ResolvedSessionReaderOptions, type SessionReaderOptions } from './options.js';
 import { connectRedis, consumerOffset, decodeMeta, readEventTexts, readKafkaIndex, redisFailure, type KafkaIndex } from './redis-source.js';
@@ -106,6 +107,8 @@ export class SessionReader {
   readonly #keys: RedisKeys;
   #redis: Promise<Redis> | undefined;
   #admin: KafkaAdmin | undefined;
+  /** Set once a bootstrap broker accepted a connection (see assertKafkaReachable). */
+  #kafkaReachable = false;
   #s3: S3Client | undefined;
   #partitions: number | undefined;
   #closed = false;
@@ -158,12 +161,19 @@ export class SessionReader {
 
   #kafkaFailure(what: string, err: unknown): SourceUnavailableError {
     if (err instanceof SourceUnavailableError) return err;
-    return new SourceUnavailableError('kafka', describeKafka(this.#settings.kafka), `${what} failed: ${errorMessage(err)}`, err);
+    const where = describeKafka(this.#settings.kafka);
+    // KafkaError messages already say what failed and where; say where only once.
+    const detail = err instanceof KafkaError ? err.message.replace(` on ${where}`, '') : `${what} failed: ${errorMessage(err)}`;
+    return new SourceUnavailableError('kafka', where, detail, err);
   }
 
   async #partitionCount(): Promise<number | undefined> {
     if (this.#partitions !== undefined) return this.#partitions;
     let n: number | undefined;
+    if (!this.#kafkaReachable) {
+      await assertKafkaReachable(this.#settings.kafka);
+      this.#kafkaReachable = true;
+    }
     try {
       n = await this.#adminClient().partitionCount(this.#settings.topic, this.#opts.kafkaTimeoutMs);
     } catch (err) {

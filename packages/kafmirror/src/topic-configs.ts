@@ -23,28 +23,50 @@ export const MIRRORED_CONFIGS = [
 
 const DYNAMIC_TOPIC_CONFIG = 1;
 
+const i8 = (v: number) => Buffer.from([v & 0xff]);
+const i16 = (v: number) => {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(v);
+  return b;
+};
+const i32 = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(v);
+  return b;
+};
+const str = (s: string) => {
+  const bytes = Buffer.from(s, 'utf8');
+  return Buffer.concat([i16(bytes.length), bytes]);
+};
+
+/** A size-prefixed request with a v1 request header (api key, version, correlation id, client id). */
+function frame(apiKey: number, version: number, correlationId: number, clientId: string, body: Buffer[]): Buffer {
+  const payload = Buffer.concat([i16(apiKey), i16(version), i32(correlationId), str(clientId), ...body]);
+  return Buffer.concat([i32(payload.length), payload]);
+}
+
 /** Encodes a DescribeConfigs v1 request for one topic (the admin client in use has no describeConfigs). */
 export function encodeDescribeConfigs(topic: string, correlationId: number, clientId: string): Buffer {
-  const parts: Buffer[] = [];
-  const i8 = (v: number) => Buffer.from([v & 0xff]);
-  const i16 = (v: number) => {
-    const b = Buffer.alloc(2);
-    b.writeInt16BE(v);
-    return b;
-  };
-  const i32 = (v: number) => {
-    const b = Buffer.alloc(4);
-    b.writeInt32BE(v);
-    return b;
-  };
-  const str = (s: string) => {
-    const bytes = Buffer.from(s, 'utf8');
-    return Buffer.concat([i16(bytes.length), bytes]);
-  };
-  parts.push(i16(32), i16(1), i32(correlationId), str(clientId));
-  parts.push(i32(1), i8(2 /* TOPIC */), str(topic), i32(-1 /* all configs */), i8(0 /* no synonyms */));
-  const body = Buffer.concat(parts);
-  return Buffer.concat([i32(body.length), body]);
+  return frame(32, 1, correlationId, clientId, [i32(1), i8(2 /* TOPIC */), str(topic), i32(-1 /* all configs */), i8(0 /* no synonyms */)]);
+}
+
+/** SaslHandshake v1 (then SaslAuthenticate frames carry the exchange). */
+export function encodeSaslHandshake(mechanism: string, correlationId: number, clientId: string): Buffer {
+  return frame(17, 1, correlationId, clientId, [str(mechanism)]);
+}
+
+/** SaslAuthenticate v0 with the PLAIN message: authzid (empty), username, password, NUL-separated. */
+export function encodeSaslPlainAuthenticate(username: string, password: string, correlationId: number, clientId: string): Buffer {
+  const token = Buffer.from(`\u0000${username}\u0000${password}`, 'utf8');
+  return frame(36, 0, correlationId, clientId, [i32(token.length), token]);
+}
+
+/** The error code (and message) of a SaslHandshake v1 or SaslAuthenticate v0 response body. */
+export function decodeSaslError(buf: Buffer, kind: 'handshake' | 'authenticate'): { code: number; message?: string } {
+  const code = buf.readInt16BE(4); // after the correlation id
+  if (kind === 'handshake' || code === 0) return { code };
+  const n = buf.readInt16BE(6);
+  return n < 0 ? { code } : { code, message: buf.toString('utf8', 8, 8 + n) };
 }
 
 /** Decodes a DescribeConfigs v1 response body (after the size prefix) into topic-level settings. */
@@ -98,11 +120,17 @@ export function decodeDescribeConfigs(buf: Buffer): { error?: number; configs: R
   return error === undefined ? { configs } : { error, configs };
 }
 
+/** The protocol librdkafka would use for these settings (see rdkafkaConfig). */
+function protocolOf(conn: KafkaConnectionOptions): string {
+  return conn.securityProtocol ?? (conn.sasl ? 'sasl_plaintext' : conn.ssl ? 'ssl' : 'plaintext');
+}
+
 function open(conn: KafkaConnectionOptions, broker: string, timeoutMs: number): Promise<Socket> {
   const i = broker.lastIndexOf(':');
   const host = broker.slice(0, i);
   const port = Number(broker.slice(i + 1));
-  const useTls = conn.securityProtocol === 'ssl' || (conn.securityProtocol === undefined && conn.ssl !== undefined && !conn.sasl);
+  const protocol = protocolOf(conn);
+  const useTls = protocol === 'ssl' || protocol === 'sasl_ssl';
   return new Promise<Socket>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     const sock = useTls
@@ -126,31 +154,67 @@ function open(conn: KafkaConnectionOptions, broker: string, timeoutMs: number): 
   });
 }
 
+/** Writes one request and resolves with its response body (after the size prefix). */
+function request(sock: Socket, broker: string, frameBytes: Buffer): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const cleanup = () => {
+      sock.off('data', onData);
+      sock.off('error', onError);
+      sock.off('close', onClose);
+    };
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length >= 4 && buf.length >= 4 + buf.readInt32BE(0)) {
+        cleanup();
+        resolve(buf.subarray(4, 4 + buf.readInt32BE(0)));
+      }
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error(`${broker} closed the connection`));
+    };
+    sock.on('data', onData);
+    sock.once('error', onError);
+    sock.once('close', onClose);
+    sock.write(frameBytes);
+  });
+}
+
+/** SASL/PLAIN over the Kafka protocol (SaslHandshake v1, then SaslAuthenticate v0). */
+async function authenticatePlain(sock: Socket, broker: string, username: string, password: string): Promise<void> {
+  const hs = decodeSaslError(await request(sock, broker, encodeSaslHandshake('PLAIN', 1, CLIENT_ID)), 'handshake');
+  if (hs.code !== 0) throw new Error(`${broker} does not accept SASL PLAIN (error code ${hs.code})`);
+  const auth = decodeSaslError(await request(sock, broker, encodeSaslPlainAuthenticate(username, password, 2, CLIENT_ID)), 'authenticate');
+  // The broker's message names the user at most; the password never leaves this function.
+  if (auth.code !== 0) throw new Error(`${broker} rejected the SASL credentials${auth.message ? `: ${auth.message}` : ''}`);
+}
+
+const CLIENT_ID = 'kafmirror-configs';
+
 /**
- * Settings set on a topic (among MIRRORED_CONFIGS). Returns `unsupported` for SASL connections,
- * where this minimal client does not authenticate; the caller then creates the copy with the
- * target's defaults and says so.
+ * Settings set on a topic (among MIRRORED_CONFIGS). Speaks just enough of the Kafka protocol:
+ * TLS when the connection uses it, SASL/PLAIN, then DescribeConfigs v1. Returns `unsupported` for
+ * the SCRAM mechanisms, which this minimal client does not implement; the caller then creates the
+ * copy with the target's defaults and says so.
  */
 export async function describeTopicConfigs(conn: KafkaConnectionOptions, topic: string, timeoutMs = 10_000): Promise<{ configs: Record<string, string> } | { unsupported: string }> {
-  if (conn.sasl || conn.securityProtocol === 'sasl_plaintext' || conn.securityProtocol === 'sasl_ssl') {
-    return { unsupported: 'reading topic settings over SASL is not supported; the copy gets the target defaults' };
+  const protocol = protocolOf(conn);
+  const sasl = protocol === 'sasl_plaintext' || protocol === 'sasl_ssl' ? conn.sasl : undefined;
+  if ((protocol === 'sasl_plaintext' || protocol === 'sasl_ssl') && sasl?.mechanism !== 'PLAIN') {
+    return { unsupported: `reading topic settings with SASL ${sasl?.mechanism ?? '(no credentials)'} is not supported (only PLAIN); the copy gets the target defaults` };
   }
   let lastErr: unknown;
   for (const broker of conn.brokers) {
     let sock: Socket | undefined;
     try {
       sock = await open(conn, broker, timeoutMs);
-      const s = sock;
-      const reply = await new Promise<Buffer>((resolve, reject) => {
-        let buf = Buffer.alloc(0);
-        s.on('data', (d: Buffer) => {
-          buf = Buffer.concat([buf, d]);
-          if (buf.length >= 4 && buf.length >= 4 + buf.readInt32BE(0)) resolve(buf.subarray(4, 4 + buf.readInt32BE(0)));
-        });
-        s.once('error', reject);
-        s.once('close', () => reject(new Error(`${broker} closed the connection`)));
-        s.write(encodeDescribeConfigs(topic, 1, 'kafmirror-configs'));
-      });
+      if (sasl) await authenticatePlain(sock, broker, sasl.username, sasl.password);
+      const reply = await request(sock, broker, encodeDescribeConfigs(topic, 3, CLIENT_ID));
       const { error, configs } = decodeDescribeConfigs(reply);
       if (error !== undefined) throw new Error(`broker error code ${error}`);
       return { configs };

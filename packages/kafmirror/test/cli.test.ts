@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consumeAll, createTopic, deleteTopic, eventually, makeEvent, produceRaw, startCluster, stack, stopCluster, uniqueName, type ClusterInfo } from '../../../test-support/stack.js';
+import { consumeAll, createTopic, deleteTopic, eventually, kafkaConn, makeEvent, produceRaw, startCluster, stack, stopCluster, uniqueName, type ClusterInfo } from '../../../test-support/stack.js';
+import { describeTopicConfigs } from '../src/index.js';
 import { runCli, spawnCli } from './helpers.js';
 
 // Ports in the kafmirror range where nothing listens: connection refused, like a cluster that is down.
@@ -105,13 +106,30 @@ describe('kafmirror with a SASL source cluster', () => {
     expect(r.stderr).not.toContain('not-the-password-42');
   }, 60_000);
 
+  it('reads topic settings over SASL/PLAIN, and a wrong password is an error that does not contain it', async () => {
+    const topic = uniqueName('km-sasl-cfg');
+    const plain = [`127.0.0.1:${info.port}`];
+    cleanup.push([topic, plain]);
+    await createTopic(topic, 1, plain, { 'retention.ms': '5400000', 'cleanup.policy': 'compact' });
+    const conn = { brokers: [sasl], sasl: { mechanism: 'PLAIN' as const, username: info.sasl!.username, password: info.sasl!.password } };
+    expect(await describeTopicConfigs(conn, topic)).toEqual({ configs: { 'retention.ms': '5400000', 'cleanup.policy': 'compact' } });
+    const wrong = 'wrong-pw-' + uniqueName('x');
+    const err = await describeTopicConfigs({ ...conn, sasl: { ...conn.sasl, password: wrong } }, topic).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/rejected the SASL credentials/);
+    expect((err as Error).message).not.toContain(wrong);
+    expect(await describeTopicConfigs({ ...conn, sasl: { ...conn.sasl, mechanism: 'SCRAM-SHA-256' as const } }, topic)).toEqual({
+      unsupported: expect.stringMatching(/SCRAM-SHA-256 is not supported \(only PLAIN\)/) as unknown as string,
+    });
+  });
+
   it('mirrors from a SASL cluster with the credentials from AGENTTRACE_SOURCE_KAFKA_*', async () => {
     const topic = uniqueName('km-sasl');
     const alias = uniqueName('sec').replace(/[^a-z0-9-]/g, '');
     // Plain listener for the test's own setup; kafmirror only gets the SASL one.
     const plain = [`127.0.0.1:${info.port}`];
     cleanup.push([topic, plain], [`${alias}.${topic}`, stack.brokers], [`kafmirror.offsets.${alias}`, stack.brokers]);
-    await createTopic(topic, 2, plain);
+    await createTopic(topic, 2, plain, { 'retention.ms': '7200000' });
     await produceRaw(topic, Array.from({ length: 20 }, () => ({ key: 's', value: JSON.stringify(makeEvent()) })), plain);
     const run = spawnCli(['replicate', '--source', sasl, '--source-alias', alias, '--target', LIVE, '--target-alias', 'main', '--topics', topic, '--naming', 'prefix'], saslEnv(info.sasl!.password));
     try {
@@ -125,7 +143,9 @@ describe('kafmirror with a SASL source cluster', () => {
       run.child.kill('SIGTERM');
     }
     expect((await run.exited).code).toBe(0);
-    expect(run.output()).toContain('reading topic settings over SASL is not supported');
+    // The topic's own settings were read over SASL/PLAIN and given to the copy.
+    expect(run.output()).not.toMatch(/could not read the source topic settings|is not supported/);
+    expect(await describeTopicConfigs(kafkaConn(stack.brokers), `${alias}.${topic}`)).toEqual({ configs: { 'retention.ms': '7200000' } });
     expect(run.output()).not.toContain(info.sasl!.password);
   }, 60_000);
 });

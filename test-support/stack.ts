@@ -163,16 +163,8 @@ export interface ClusterInfo {
  * two-core machine can take over a minute; a synchronous spawn would stall the vitest worker long
  * enough for its RPC to the main process to time out ("Timeout calling onTaskUpdate").
  */
-function runStack(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(repoRoot, 'scripts', 'stack'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function runStack(args: string[]): Promise<ProcessResult> {
+  return runProcess(join(repoRoot, 'scripts', 'stack'), args, { timeoutMs: 180_000 });
 }
 
 /** Starts (or reuses) an extra cluster through the stack script; returns its description. */
@@ -235,14 +227,22 @@ export interface ProcessResult {
  * and once that lasts 60 s vitest's worker RPC times out and fails a green run.
  */
 export function runNode(script: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ProcessResult> {
+  return runProcess(process.execPath, [script, ...args], options);
+}
+
+/** Runs a command to completion, collecting its output; killed (SIGKILL) after timeoutMs. */
+export function runProcess(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });

@@ -7,7 +7,7 @@ import { LagAlarm, describeUrl, postWebhook, timeLagMs, type LagSnapshot, type P
 import { MirrorMetrics } from './metrics.js';
 import { OffsetMap } from './offset-map.js';
 import { resolveReplicatorOptions, type ReplicatorOptions, type ResolvedReplicatorOptions } from './options.js';
-import { cameFrom, isMirrorable, targetTopicName, withProvenance } from './provenance.js';
+import { cameFrom, isMirrorable, readProvenance, targetTopicName, withProvenance } from './provenance.js';
 import {
   checkpointKey,
   encodeCheckpoint,
@@ -39,6 +39,8 @@ interface PartState {
   map: OffsetMap;
   /** Last checkpoint written per group, to write only changes. */
   checkpointed: Map<string, number>;
+  /** The last translation read from the target copy (see #lookUpOnTarget), reused while the group stays put. */
+  looked?: { committed: number; targetOffset: number };
 }
 
 export interface ReplicatorStats {
@@ -86,6 +88,8 @@ export class Replicator {
   #abortPending = false;
   #endsFailures = 0;
   #peeker: KafkaConsumer | undefined;
+  /** Reads the target copy to translate offsets the in-memory map does not cover. */
+  #targetReader: KafkaConsumer | undefined;
   #reportsWaiting = 0;
   #onReportsDone: (() => void) | undefined;
   #lastSnapshot: LagSnapshot | undefined;
@@ -652,7 +656,9 @@ export class Replicator {
           for (const [partition, committed] of parts) {
             const st = this.#parts.get(key(topic, partition));
             if (!st) continue;
-            const targetOffset = st.map.translate(committed);
+            // Offsets this run has not mirrored itself (before a restart, or trimmed from the map)
+            // are looked up in the target copy's provenance headers.
+            const targetOffset = st.map.translate(committed) ?? (await this.#lookUpOnTarget(st, committed));
             // Unknown translations keep the previous checkpoint: it is older, so a failover
             // may re-deliver but never skips.
             if (targetOffset === undefined || st.checkpointed.get(group) === targetOffset) continue;
@@ -672,6 +678,62 @@ export class Replicator {
       o.log('warn', 'could not write checkpoints; retrying at the next interval', { error: errorMessage(err) });
     } finally {
       this.#checkpointBusy = false;
+    }
+  }
+
+  /**
+   * Where a consumer that committed source offset `committed` resumes on the target, for offsets
+   * the in-memory map does not cover: a binary search over the target partition, reading the
+   * source offset each copy carries in its provenance headers (both sides are in the same order).
+   * The search only moves past records seen to come before `committed`, so a fetch that times out
+   * can make the answer early (re-delivery), never late (a skipped record). Undefined when the
+   * copy cannot tell: a record without this source's provenance, or the target unreachable.
+   */
+  async #lookUpOnTarget(st: PartState, committed: number): Promise<number | undefined> {
+    if (st.looked?.committed === committed) return st.looked.targetOffset;
+    try {
+      if (!this.#targetReader) {
+        const reader = new Kafka.KafkaConsumer(
+          { ...clientConfig(this.#target, 'checkpoint-lookup'), 'group.id': `kafmirror.${this.options.sourceAlias}.lookup`, 'enable.auto.commit': false, 'isolation.level': 'read_committed' },
+          { 'auto.offset.reset': 'earliest' },
+        );
+        await connectClient(reader, this.#target, 'connecting the checkpoint reader');
+        reader.setDefaultConsumeTimeout(2000);
+        this.#targetReader = reader;
+      }
+      const reader = this.#targetReader;
+      const { lowOffset, highOffset } = await new Promise<{ lowOffset: number; highOffset: number }>((resolve, reject) =>
+        reader.queryWatermarkOffsets(st.targetTopic, st.partition, 5000, (err, w) => (err ? reject(err) : resolve(w))),
+      );
+      let lo = lowOffset;
+      let hi = highOffset;
+      while (lo < hi) {
+        const mid = Math.floor((lo + hi) / 2);
+        reader.assign([{ topic: st.targetTopic, partition: st.partition, offset: mid }]);
+        let m: Message | undefined;
+        try {
+          [m] = await consumeBatch(reader, 1);
+        } finally {
+          reader.unassign();
+        }
+        if (m === undefined) {
+          hi = mid; // nothing committed at or after mid (or no answer in time: then the result is early, not late)
+          continue;
+        }
+        const from = readProvenance(m.headers);
+        if (!from || from.cluster !== this.options.sourceAlias || from.topic !== st.topic || from.partition !== st.partition) return undefined;
+        if (from.offset >= committed) hi = mid;
+        else lo = m.offset + 1;
+      }
+      st.looked = { committed, targetOffset: lo };
+      return lo;
+    } catch (err) {
+      this.options.log('warn', 'could not read the target copy to translate a group offset; keeping the previous checkpoint', {
+        topic: st.targetTopic,
+        partition: st.partition,
+        error: errorMessage(err),
+      });
+      return undefined;
     }
   }
 
@@ -702,9 +764,10 @@ export class Replicator {
   }
 
   async #closeClients(): Promise<void> {
-    const clients = [this.#consumer, this.#peeker, this.#checkpointProducer, this.#producer].filter((c): c is KafkaConsumer | Producer => c !== undefined);
+    const clients = [this.#consumer, this.#peeker, this.#targetReader, this.#checkpointProducer, this.#producer].filter((c): c is KafkaConsumer | Producer => c !== undefined);
     this.#consumer = undefined;
     this.#peeker = undefined;
+    this.#targetReader = undefined;
     this.#producer = undefined;
     this.#checkpointProducer = undefined;
     await Promise.all(clients.map((c) => disconnect(c)));

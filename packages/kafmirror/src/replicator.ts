@@ -559,6 +559,17 @@ export class Replicator {
     }
   }
 
+  /** A consumer for reading single records at chosen offsets (assign only: it never joins its group or commits). */
+  async #openReader(cluster: Cluster, clientSuffix: string, groupSuffix: string, what: string, consumeTimeoutMs: number): Promise<KafkaConsumer> {
+    const reader = new Kafka.KafkaConsumer(
+      { ...clientConfig(cluster, clientSuffix), 'group.id': `kafmirror.${this.options.sourceAlias}.${groupSuffix}`, 'enable.auto.commit': false, 'isolation.level': 'read_committed' },
+      { 'auto.offset.reset': 'earliest' },
+    );
+    await connectClient(reader, cluster, what);
+    reader.setDefaultConsumeTimeout(consumeTimeoutMs);
+    return reader;
+  }
+
   /**
    * For partitions with records waiting and nothing known about their age (never mirrored in this
    * or an earlier run), reads the timestamp of the first waiting record once, so the time lag of a
@@ -569,15 +580,7 @@ export class Replicator {
       (st) => st.end !== undefined && st.end > st.next && st.lastTs === undefined && st.caughtUpAt === undefined && st.headOffset !== st.next,
     );
     if (unknown.length === 0) return;
-    if (!this.#peeker) {
-      const peeker = new Kafka.KafkaConsumer(
-        { ...clientConfig(this.#source, 'lag-peek'), 'group.id': `kafmirror.${this.options.sourceAlias}.peek`, 'enable.auto.commit': false, 'isolation.level': 'read_committed' },
-        { 'auto.offset.reset': 'earliest' },
-      );
-      await connectClient(peeker, this.#source, 'connecting the lag reader');
-      peeker.setDefaultConsumeTimeout(500);
-      this.#peeker = peeker;
-    }
+    this.#peeker ??= await this.#openReader(this.#source, 'lag-peek', 'peek', 'connecting the lag reader', 500);
     const peeker = this.#peeker;
     for (const st of unknown.slice(0, 20)) {
       const at = st.next;
@@ -692,15 +695,7 @@ export class Replicator {
   async #lookUpOnTarget(st: PartState, committed: number): Promise<number | undefined> {
     if (st.looked?.committed === committed) return st.looked.targetOffset;
     try {
-      if (!this.#targetReader) {
-        const reader = new Kafka.KafkaConsumer(
-          { ...clientConfig(this.#target, 'checkpoint-lookup'), 'group.id': `kafmirror.${this.options.sourceAlias}.lookup`, 'enable.auto.commit': false, 'isolation.level': 'read_committed' },
-          { 'auto.offset.reset': 'earliest' },
-        );
-        await connectClient(reader, this.#target, 'connecting the checkpoint reader');
-        reader.setDefaultConsumeTimeout(2000);
-        this.#targetReader = reader;
-      }
+      this.#targetReader ??= await this.#openReader(this.#target, 'checkpoint-lookup', 'lookup', 'connecting the checkpoint reader', 2000);
       const reader = this.#targetReader;
       const { lowOffset, highOffset } = await new Promise<{ lowOffset: number; highOffset: number }>((resolve, reject) =>
         reader.queryWatermarkOffsets(st.targetTopic, st.partition, 5000, (err, w) => (err ? reject(err) : resolve(w))),

@@ -190,11 +190,25 @@ export async function startNode(name: string, id: number): Promise<void> {
   if (r.code !== 0) throw new Error(`restarting ${name} node ${id} failed:\n${r.stdout}${r.stderr}`);
 }
 
-/** The pid of a node the test's cluster runs (for SIGKILL fault injection). */
+/**
+ * The pid of a node the test's cluster runs (for SIGKILL fault injection). The pid file records
+ * the process's start time too (see scripts/stack); a pid whose process is gone may already
+ * belong to another process, so it is returned only while it is still that node.
+ */
 export function nodePid(info: ClusterInfo, id: number): number {
   const node = info.nodes.find((n) => n.id === id);
   if (!node) throw new Error(`cluster ${info.name} has no node ${id}`);
-  return Number(readFileSync(node.pidFile, 'utf8').trim());
+  const [pidText, started] = readFileSync(node.pidFile, 'utf8').trim().split(/\s+/);
+  const pid = Number(pidText);
+  let now: string | undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    now = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    now = undefined;
+  }
+  if (!Number.isInteger(pid) || started === undefined || now !== started) throw new Error(`node ${id} of cluster ${info.name} is not running`);
+  return pid;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -16,6 +16,7 @@ import {
   nodePid,
   sleep,
   stack,
+  assertPortFree,
   startCluster,
   startNode,
   stopCluster,
@@ -264,6 +265,9 @@ describe('single broker', () => {
     const redisPort = 25379;
     const s3Port = 25568;
     const metricsPort = 25466;
+    await assertPortFree(redisPort, "the suite's Redis");
+    await assertPortFree(s3Port, "the suite's S3 server");
+    await assertPortFree(metricsPort, "the dashboard consumer's metrics");
     const redis = redisService(redisPort);
     const s3 = s3Service(s3Port, stack.s3Bucket, mkdtempSync(join(tmpdir(), 'agenttrace-s3-')));
     redis.start();

@@ -263,3 +263,19 @@ export function runProcess(command: string, args: string[], options: { env?: Nod
     });
   });
 }
+
+/**
+ * Fails with a clear message when something already listens on a fixed port a test is about to
+ * give to a server of its own: a leftover from a run that died would otherwise answer in its
+ * place, and killing "our" server would then change nothing.
+ */
+export async function assertPortFree(port: number, what: string): Promise<void> {
+  const { createServer } = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const s = createServer();
+    s.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`port ${port} for ${what} is in use (${err.code ?? err.message}); a process left over from an earlier run? See: ss -ltnp 'sport = :${port}'`)),
+    );
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve()));
+  });
+}

@@ -3,19 +3,39 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { redisKeys } from '@agenttrace/common';
 import { eventually, makeEvent, produceRaw, sleep } from '../../../test-support/stack.js';
 import type { DashboardConsumer } from '../src/index.js';
 import { fixture, testRedis, type Fixture } from './helpers.js';
 
-// A Redis of this test's own (never the shared one), killed and restarted by its pid.
-const PORT = 21379;
-const url = `redis://127.0.0.1:${PORT}`;
+// A Redis of this test's own (never the shared one), killed and restarted by its pid, on a port
+// free when the test starts: a fixed port could hold a server left over by a run that died, and
+// the test would then talk to that one instead of its own.
+let PORT = 0;
+let url = '';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 function startRedis(dir: string): ChildProcess {
   // appendfsync always: what was acknowledged survives the SIGKILL, like a real restart.
   return spawn('redis-server', ['--port', String(PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
+}
+
+/** Resolves when the process has exited (at once if it already has). */
+function exitOf(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => child.once('exit', () => r()));
 }
 
 async function waitUp(): Promise<void> {
@@ -47,8 +67,11 @@ describe('Redis unavailable', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dash-redis-'));
+    PORT = await freePort();
+    url = `redis://127.0.0.1:${PORT}`;
     server = startRedis(dir);
     await waitUp();
+    expect(server.exitCode, `redis-server on port ${PORT} exited at once`).toBeNull();
     mine = new Redis(url, { maxRetriesPerRequest: 1 });
     // Expected while the server is down on purpose.
     mine.on('error', () => undefined);
@@ -61,7 +84,10 @@ describe('Redis unavailable', () => {
     const shared = testRedis();
     await f.cleanup(shared);
     shared.disconnect();
-    if (server.exitCode === null) server.kill('SIGKILL');
+    if (server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGKILL');
+      await exitOf(server);
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -70,7 +96,7 @@ describe('Redis unavailable', () => {
     await produceRaw(f.topic, texts.slice(0, 100).map((value) => ({ key: sid, value })));
     await eventually('first 100 applied', async () => (await mine.llen(k.events(sid))) === 100);
 
-    const exited = new Promise((r) => server.once('exit', r));
+    const exited = exitOf(server);
     server.kill('SIGKILL');
     await exited;
     await produceRaw(f.topic, texts.slice(100).map((value) => ({ key: sid, value })));

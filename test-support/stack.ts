@@ -6,6 +6,7 @@ import Kafka from '@confluentinc/kafka-javascript';
 import type { Message, MessageHeader } from '@confluentinc/kafka-javascript';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -264,14 +265,25 @@ export function runProcess(command: string, args: string[], options: { env?: Nod
   });
 }
 
+/** A TCP port nothing listens on right now, for a server a test starts itself. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /**
  * Fails with a clear message when something already listens on a fixed port a test is about to
  * give to a server of its own: a leftover from a run that died would otherwise answer in its
  * place, and killing "our" server would then change nothing.
  */
-export async function assertPortFree(port: number, what: string): Promise<void> {
-  const { createServer } = await import('node:net');
-  await new Promise<void>((resolve, reject) => {
+export function assertPortFree(port: number, what: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const s = createServer();
     s.once('error', (err: NodeJS.ErrnoException) =>
       reject(new Error(`port ${port} for ${what} is in use (${err.code ?? err.message}); a process left over from an earlier run? See: ss -ltnp 'sport = :${port}'`)),

@@ -9,6 +9,7 @@ export {
   kafkaConnectionFromEnv,
   validateKafkaConnection,
   rdkafkaConfig,
+  securityProtocolOf,
   describeKafka,
 } from './kafka.js';
 export type { KafkaConnectionOptions, SecurityProtocol, SaslMechanism } from './kafka.js';

@@ -68,6 +68,11 @@ export function validateKafkaConnection(conn: Partial<KafkaConnectionOptions> | 
   return conn as KafkaConnectionOptions;
 }
 
+/** The security protocol a connection uses: the one set, else implied by SASL or TLS settings. */
+export function securityProtocolOf(conn: Pick<KafkaConnectionOptions, 'securityProtocol' | 'sasl' | 'ssl'>): SecurityProtocol {
+  return conn.securityProtocol ?? (conn.sasl ? 'sasl_plaintext' : conn.ssl ? 'ssl' : 'plaintext');
+}
+
 /** librdkafka client properties for a connection. */
 export function rdkafkaConfig(conn: KafkaConnectionOptions): GlobalConfig {
   const cfg: Record<string, string | number | boolean> = {
@@ -77,8 +82,9 @@ export function rdkafkaConfig(conn: KafkaConnectionOptions): GlobalConfig {
     'socket.connection.setup.timeout.ms': 10_000,
     'log.connection.close': false,
   };
-  const proto = conn.securityProtocol ?? (conn.sasl ? 'sasl_plaintext' : conn.ssl ? 'ssl' : undefined);
-  if (proto) cfg['security.protocol'] = proto;
+  const proto = securityProtocolOf(conn);
+  // plaintext is librdkafka's default; leave it unset unless asked for.
+  if (proto !== 'plaintext' || conn.securityProtocol) cfg['security.protocol'] = proto;
   if (conn.sasl) {
     cfg['sasl.mechanisms'] = conn.sasl.mechanism;
     cfg['sasl.username'] = conn.sasl.username;

@@ -3,10 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { redisKeys } from '@agenttrace/common';
-import { eventually, makeEvent, produceRaw, sleep } from '../../../test-support/stack.js';
+import { eventually, freePort, makeEvent, produceRaw, sleep } from '../../../test-support/stack.js';
 import type { DashboardConsumer } from '../src/index.js';
 import { fixture, testRedis, type Fixture } from './helpers.js';
 
@@ -15,17 +14,6 @@ import { fixture, testRedis, type Fixture } from './helpers.js';
 // the test would then talk to that one instead of its own.
 let PORT = 0;
 let url = '';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function startRedis(dir: string): ChildProcess {
   // appendfsync always: what was acknowledged survives the SIGKILL, like a real restart.

@@ -1,7 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
-import type { KafkaConnectionOptions } from '@agenttrace/common';
+import { securityProtocolOf, type KafkaConnectionOptions } from '@agenttrace/common';
 
 /**
  * Topic settings worth carrying to the DR copy: they decide how long and how the copy keeps data.
@@ -120,16 +120,11 @@ export function decodeDescribeConfigs(buf: Buffer): { error?: number; configs: R
   return error === undefined ? { configs } : { error, configs };
 }
 
-/** The protocol librdkafka would use for these settings (see rdkafkaConfig). */
-function protocolOf(conn: KafkaConnectionOptions): string {
-  return conn.securityProtocol ?? (conn.sasl ? 'sasl_plaintext' : conn.ssl ? 'ssl' : 'plaintext');
-}
-
 function open(conn: KafkaConnectionOptions, broker: string, timeoutMs: number): Promise<Socket> {
   const i = broker.lastIndexOf(':');
   const host = broker.slice(0, i);
   const port = Number(broker.slice(i + 1));
-  const protocol = protocolOf(conn);
+  const protocol = securityProtocolOf(conn);
   const useTls = protocol === 'ssl' || protocol === 'sasl_ssl';
   return new Promise<Socket>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
@@ -203,11 +198,12 @@ const CLIENT_ID = 'kafmirror-configs';
  * copy with the target's defaults and says so.
  */
 export async function describeTopicConfigs(conn: KafkaConnectionOptions, topic: string, timeoutMs = 10_000): Promise<{ configs: Record<string, string> } | { unsupported: string }> {
-  const protocol = protocolOf(conn);
-  const sasl = protocol === 'sasl_plaintext' || protocol === 'sasl_ssl' ? conn.sasl : undefined;
-  if ((protocol === 'sasl_plaintext' || protocol === 'sasl_ssl') && sasl?.mechanism !== 'PLAIN') {
-    return { unsupported: `reading topic settings with SASL ${sasl?.mechanism ?? '(no credentials)'} is not supported (only PLAIN); the copy gets the target defaults` };
+  const protocol = securityProtocolOf(conn);
+  const usesSasl = protocol === 'sasl_plaintext' || protocol === 'sasl_ssl';
+  if (usesSasl && conn.sasl?.mechanism !== 'PLAIN') {
+    return { unsupported: `reading topic settings with SASL ${conn.sasl?.mechanism ?? '(no credentials)'} is not supported (only PLAIN); the copy gets the target defaults` };
   }
+  const sasl = usesSasl ? conn.sasl : undefined;
   let lastErr: unknown;
   for (const broker of conn.brokers) {
     let sock: Socket | undefined;

@@ -13,6 +13,14 @@ export const DST_PORT = 24092;
 export const SRC = [`127.0.0.1:${SRC_PORT}`];
 export const DST = [`127.0.0.1:${DST_PORT}`];
 
+/** Commits a consumer group's offsets (partition → next offset) on a cluster, as a consumer that read that far would. */
+export async function commitGroupOffsets(group: string, topic: string, committed: Map<number, number>, brokers: string[]): Promise<void> {
+  const c = new Kafka.KafkaConsumer({ ...rdkafkaConfig(kafkaConn(brokers)), 'group.id': group, 'enable.auto.commit': false }, {});
+  await new Promise<void>((res, rej) => c.connect({}, (err) => (err ? rej(err) : res())));
+  c.commitSync([...committed].map(([partition, offset]) => ({ topic, partition, offset })));
+  await new Promise<void>((res) => c.disconnect(() => res()));
+}
+
 export interface TimedRecord {
   key: string | null;
   value: string;

@@ -1,15 +1,13 @@
-import Kafka from '@confluentinc/kafka-javascript';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rdkafkaConfig } from '@agenttrace/common';
 import { consumeAll, createTopic, deleteTopic, eventually, kafkaConn, makeEvent, sleep, startCluster, stopCluster, uniqueName } from '../../../test-support/stack.js';
 import { Replicator, describeTopicConfigs, readProvenance, type ReplicatorOptions } from '../src/index.js';
 import { ClusterAdmin } from '../src/kafka-io.js';
-import { DST, DST_NAME, DST_PORT, SRC, SRC_NAME, SRC_PORT, headerText, openProducer, produceExact, readFrom, runCli, spawnCli, type TimedRecord } from './helpers.js';
+import { DST, DST_NAME, DST_PORT, SRC, SRC_NAME, SRC_PORT, commitGroupOffsets, headerText, openProducer, produceExact, readFrom, runCli, spawnCli, type TimedRecord } from './helpers.js';
 
 const cleanup: Array<{ topic: string; brokers: string[] }> = [];
 const drop = (topic: string, brokers: string[]) => cleanup.push({ topic, brokers });
@@ -239,10 +237,7 @@ describe.sequential('kafmirror against two real clusters', () => {
       [1, 100],
       [2, 55],
     ]);
-    const c = new Kafka.KafkaConsumer({ ...rdkafkaConfig(kafkaConn(SRC)), 'group.id': group, 'enable.auto.commit': false }, {});
-    await new Promise<void>((res, rej) => c.connect({}, (err) => (err ? rej(err) : res())));
-    c.commitSync([...committed].map(([partition, offset]) => ({ topic, partition, offset })));
-    await new Promise<void>((res) => c.disconnect(() => res()));
+    await commitGroupOffsets(group, topic, committed, SRC);
 
     // Small transactions put a commit marker after every batch: target offsets drift from source offsets.
     const r = replicator({ topics: [topic], groups: [group], maxBatchRecords: 7, checkpointIntervalMs: 200 });
@@ -301,10 +296,7 @@ describe.sequential('kafmirror against two real clusters', () => {
       [0, 41],
       [1, 100],
     ]);
-    const c = new Kafka.KafkaConsumer({ ...rdkafkaConfig(kafkaConn(SRC)), 'group.id': group, 'enable.auto.commit': false }, {});
-    await new Promise<void>((res, rej) => c.connect({}, (err) => (err ? rej(err) : res())));
-    c.commitSync([...committed].map(([partition, offset]) => ({ topic, partition, offset })));
-    await new Promise<void>((res) => c.disconnect(() => res()));
+    await commitGroupOffsets(group, topic, committed, SRC);
 
     const second = replicator({ ...names, topics: [topic], groups: [group], checkpointIntervalMs: 200 });
     await second.start();

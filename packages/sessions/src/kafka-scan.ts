@@ -31,7 +31,6 @@ export async function assertKafkaReachable(conn: KafkaConnectionOptions): Promis
 
 /** A plain librdkafka consumer that reads assigned partitions without joining a group or committing. */
 export async function openConsumer(conn: KafkaConnectionOptions, clientId: string, timeoutMs: number, extra: Record<string, string | number | boolean> = {}): Promise<KafkaConsumer> {
-  await assertKafkaReachable(conn);
   const consumer = new Kafka.KafkaConsumer(
     {
       ...rdkafkaConfig({ ...conn, clientId }),

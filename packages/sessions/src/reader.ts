@@ -107,8 +107,6 @@ export class SessionReader {
   readonly #keys: RedisKeys;
   #redis: Promise<Redis> | undefined;
   #admin: KafkaAdmin | undefined;
-  /** Set once a bootstrap broker accepted a connection (see assertKafkaReachable). */
-  #kafkaReachable = false;
   #s3: S3Client | undefined;
   #partitions: number | undefined;
   #closed = false;
@@ -170,10 +168,8 @@ export class SessionReader {
   async #partitionCount(): Promise<number | undefined> {
     if (this.#partitions !== undefined) return this.#partitions;
     let n: number | undefined;
-    if (!this.#kafkaReachable) {
-      await assertKafkaReachable(this.#settings.kafka);
-      this.#kafkaReachable = true;
-    }
+    // Every Kafka read starts here (partitionOf), so this is the one place to fail fast.
+    await assertKafkaReachable(this.#settings.kafka);
     try {
       n = await this.#adminClient().partitionCount(this.#settings.topic, this.#opts.kafkaTimeoutMs);
     } catch (err) {

@@ -27,8 +27,6 @@ const MAX_DEPTH = 48;
 /** Fields that stay inline whatever their size: readers filter and aggregate on them. */
 const KEEP_INLINE = new Set(['tool', 'model', 'latency_ms', 'input_tokens', 'output_tokens', 'cost_usd', 'action', 'subagent_id', 'name', 'parent_event_id', 'confidence']);
 const PREVIEW_CHARS = 1024;
-/** Envelope fields the replacer must leave alone. */
-const ENVELOPE = new Set(['event_id', 'session_id', 'agent_id', 'emitter_id', 'timestamp', 'event_type', 'status']);
 
 /**
  * A JSON.stringify replacer doing, in the same pass as serialization, what snapshot() does with
@@ -41,7 +39,7 @@ function makeReplacer(redactString: StringRedactor | undefined, redactKeys: Set<
     if (keyed && key !== '' && redactKeys.has(key.toLowerCase())) return '[REDACTED:key]';
     switch (typeof value) {
       case 'string':
-        return redactString && !ENVELOPE.has(key) ? redactString(value, key) : value;
+        return redactString ? redactString(value, key) : value;
       case 'object':
         if (value === null || Array.isArray(value)) return value;
         if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), v]));
@@ -65,6 +63,25 @@ function makeReplacer(redactString: StringRedactor | undefined, redactKeys: Set<
 
 const replacers = new WeakMap<EncodeOptions, ReturnType<typeof makeReplacer>>();
 
+const q = JSON.stringify;
+
+/**
+ * The envelope is the tracer's own typed fields, so only payload and context go through the
+ * replacer: a replacer function takes V8 off its fast JSON path for every key it is called on, and
+ * the envelope's eleven keys were most of those calls for a typical step (#2). Keys follow the
+ * contract's order.
+ */
+function stringifyWith(event: AgentEvent, replacer: (this: unknown, key: string, value: unknown) => unknown): string {
+  const payload = JSON.stringify(event.payload, replacer) as string | undefined;
+  const context = JSON.stringify(event.context, replacer) as string | undefined;
+  if (payload === undefined || context === undefined || payload[0] !== '{' || context[0] !== '{') throw new TypeError('payload and context must be objects');
+  return (
+    `{"schema_version":${q(event.schema_version)},"event_id":${q(event.event_id)},"session_id":${q(event.session_id)},"agent_id":${q(event.agent_id)}` +
+    `,"emitter_id":${q(event.emitter_id)},"seq":${q(event.seq)},"timestamp":${q(event.timestamp)},"event_type":${q(event.event_type)},"status":${q(event.status)}` +
+    `,"payload":${payload},"context":${context}${event.offload === undefined ? '' : `,"offload":${q(event.offload)}`}}`
+  );
+}
+
 function serialize(event: AgentEvent, opts: EncodeOptions): { json: string; event: AgentEvent | undefined } {
   let replacer = replacers.get(opts);
   if (replacer === undefined && (opts.redactString || opts.redactKeys.size > 0)) {
@@ -74,7 +91,7 @@ function serialize(event: AgentEvent, opts: EncodeOptions): { json: string; even
   try {
     // Without redaction, plain JSON.stringify is the fast path; BigInt and cycles throw and take
     // the careful path below (functions, Maps and Sets are then left to JSON's own rules).
-    return { json: replacer ? JSON.stringify(event, replacer) : JSON.stringify(event), event: undefined };
+    return { json: replacer ? stringifyWith(event, replacer) : JSON.stringify(event), event: undefined };
   } catch {
     // A cycle, or nesting deep enough to exhaust the stack: take the careful path.
     const snapOpts = { redactString: opts.redactString, redactKeys: opts.redactKeys, maxDepth: MAX_DEPTH };

@@ -159,3 +159,37 @@ describe('encoding with the size cap and no S3', () => {
     expect(enc.value.length).toBeLessThan(100_000);
   });
 });
+
+describe('encoding with redaction', () => {
+  const base = (payload: Record<string, unknown>, agentId = 'a'): AgentEvent => ({
+    schema_version: 1,
+    event_id: newEventId(),
+    session_id: 's-1',
+    agent_id: agentId,
+    emitter_id: 'em_1',
+    seq: 7,
+    timestamp: new Date().toISOString(),
+    event_type: 'tool_call',
+    status: 'ok',
+    payload,
+    context: { reasoning: 'mail ops@example.com', confidence: 0.5 },
+  });
+  const withKeys = (keys?: string[]) => ({ ...buildRedactor(keys ? { keys } : {}), maxEventBytes: 10_240, maxRecordBytes: 100_000, s3: undefined, s3Client: () => { throw new Error('no s3'); } });
+
+  it('writes the same JSON as serializing the redacted event, envelope first', async () => {
+    const e = base({ tool: 't', input: { note: 'card 4111 1111 1111 1111' } }, 'agent "quoted" \u2603\n');
+    const enc = await encodeEvent(e, withKeys());
+    const expected = { ...e, payload: { tool: 't', input: { note: 'card [REDACTED:card]' } }, context: { reasoning: 'mail [REDACTED:email]', confidence: 0.5 } };
+    expect(enc.value.toString()).toBe(JSON.stringify(expected));
+    expect(validateEvent(JSON.parse(enc.value.toString())).ok).toBe(true);
+  });
+
+  it('redacts payload fields named like envelope fields, and never the envelope itself', async () => {
+    const e = base({ status: 'sent to jane@example.com', agent_id: 'bob@example.com' });
+    const out = JSON.parse((await encodeEvent(e, withKeys(['status']))).value.toString()) as AgentEvent;
+    expect(out.status).toBe('ok');
+    expect(out.payload.status).toBe('[REDACTED:key]');
+    expect(out.payload.agent_id).toBe('[REDACTED:email]');
+    expect(out.agent_id).toBe('a');
+  });
+});

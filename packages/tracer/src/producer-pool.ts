@@ -160,7 +160,7 @@ export class SharedProducer {
    * Hands one record to librdkafka. Returns false when not connected (call ready() again);
    * throws librdkafka's QUEUE_FULL error when its queue is full.
    */
-  produce(value: Buffer, key: string, timestamp: number, headers: MessageHeader[], target: DeliveryTarget): boolean {
+  produce(value: Buffer, key: Buffer, timestamp: number, headers: MessageHeader[], target: DeliveryTarget): boolean {
     const producer = this.#producer;
     if (!producer || this.#disconnecting) return false;
     producer.produce(this.settings.topic, null, value, key, timestamp, target, headers);

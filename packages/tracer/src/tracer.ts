@@ -156,6 +156,8 @@ export class AgentTracer implements DeliveryTarget {
   readonly #opts: ResolvedTracerOptions;
   readonly #producer: SharedProducer;
   readonly #encodeOptions: EncodeOptions;
+  /** The record key, encoded once: a string key is converted to UTF-8 by the client on every produce (#2). */
+  readonly #key: Buffer;
   #s3: S3Client | undefined;
   #seq = 0;
   #queue: Queued[] = [];
@@ -181,6 +183,7 @@ export class AgentTracer implements DeliveryTarget {
   constructor(options: TracerOptions) {
     this.#opts = resolveTracerOptions(options);
     this.sessionId = this.#opts.sessionId;
+    this.#key = Buffer.from(this.sessionId);
     this.agentId = this.#opts.agentId;
     this.emitterId = `em_${randomBytes(6).toString('hex')}`;
     this.#encodeOptions = {
@@ -501,7 +504,7 @@ export class AgentTracer implements DeliveryTarget {
   /** 'gone' when the producer went away (the item stays at the head for the next drain). */
   #produce(item: Queued, value: Buffer): 'sent' | 'full' | 'gone' | 'failed' {
     try {
-      if (!this.#producer.produce(value, this.sessionId, item.ts, eventHeaders(), this)) return 'gone';
+      if (!this.#producer.produce(value, this.#key, item.ts, eventHeaders(), this)) return 'gone';
       this.#sent.push(item.event.event_id);
       return 'sent';
     } catch (err) {

@@ -4,9 +4,13 @@
  * Produces a backlog of realistic events to a fresh topic, then times one Archiver (default
  * options) from partition assignment until every partition's offsets are committed, i.e. until
  * every event is durably in a Parquet object on S3. For comparison it also times the encoder alone
- * with hyparquet-writer and with parquetjs-lite (the design's original choice) on the same events.
+ * with hyparquet-writer and with parquetjs-lite (the design's original choice) on the same events,
+ * and the Kafka client alone: the same backlog consumed with the archiver's consumer settings and
+ * nothing done with the records, which is the ceiling for anything built on this client here.
  */
 import { newEventId, parseEvent, type AgentEvent } from '@agenttrace/contract';
+import Kafka, { type Message } from '@confluentinc/kafka-javascript';
+import { rdkafkaConfig } from '@agenttrace/common';
 import { Archiver, ColumnBuffer } from '../src/index.js';
 import { createTopic, deleteTopic, produceRaw, stack, uniqueName } from '../../../test-support/stack.js';
 import { allCommitted, deletePrefix, highWatermarks, s3 } from '../test/helpers.js';
@@ -114,6 +118,32 @@ const secs = (performance.now() - assignedAt) / 1000;
 const s = archiver.stats;
 if (!allCommitted(s.committed, high)) throw new Error(`not everything was committed: ${JSON.stringify(s.committed)}`);
 await deletePrefix(s3(), prefix);
+
+// The client alone on the same backlog: consume every record with the archiver's consumer settings
+// and do nothing with it (time from the first record to the last, and the process's CPU time).
+const bare = new Kafka.KafkaConsumer(
+  { ...rdkafkaConfig({ brokers: stack.brokers }), 'group.id': uniqueName('arch-bench-bare'), 'enable.auto.commit': false, 'isolation.level': 'read_committed', 'fetch.max.bytes': 64 * 1024 * 1024, 'queued.max.messages.kbytes': 256 * 1024 },
+  { 'auto.offset.reset': 'earliest' },
+);
+await new Promise<void>((res, rej) => bare.connect({ timeout: 15_000 }, (err) => (err ? rej(err) : res())));
+bare.setDefaultConsumeTimeout(200);
+bare.subscribe([topic]);
+let bareN = 0;
+let bareT0 = 0;
+let bareCpu0 = process.cpuUsage();
+const bareDeadline = Date.now() + 120_000;
+while (bareN < N && Date.now() < bareDeadline) {
+  const msgs = await new Promise<Message[]>((res, rej) => bare.consume(10_000, (err, m) => (err ? rej(err) : res(m))));
+  if (msgs.length > 0 && bareT0 === 0) {
+    bareT0 = performance.now();
+    bareCpu0 = process.cpuUsage();
+  }
+  bareN += msgs.length;
+}
+const bareSecs = (performance.now() - bareT0) / 1000;
+const bareCpu = process.cpuUsage(bareCpu0);
+await new Promise<void>((res) => bare.disconnect(() => res()));
+if (bareN < N) throw new Error(`consume-only pass read ${bareN} of ${N} records within 120 s`);
 await deleteTopic(topic);
 await deleteTopic(`${topic}.dlq`);
 
@@ -121,4 +151,5 @@ const f = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigit
 console.log(`events: ${f(N)} in ${PARTITIONS} partitions, ${WORKERS} encode workers (backlog produced in ${f(produceSecs, 1)} s)`);
 console.log(`archive throughput (assignment -> all uploaded and committed): ${f(N / secs)} events/s  (${f(secs, 2)} s, ${s.files} files)`);
 console.log(`raw JSON: ${f(rawBytes / N, 1)} bytes/event; Parquet: ${f(s.bytes / s.rows, 1)} bytes/event; ratio ${f(rawBytes / s.bytes, 1)}:1`);
+console.log(`client only (consume, nothing else): ${f(N / bareSecs)} records/s, ${f((bareCpu.user + bareCpu.system) / N, 1)} µs of CPU per record`);
 console.log(`encoder only, 50k events: hyparquet-writer ${f(hyRate)} rows/s, ${f(hyBytes / sample.length, 1)} B/row; parquetjs-lite ${f(plRate)} rows/s, ${f(plBytes / sample.length, 1)} B/row`);

@@ -3,11 +3,13 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { AgentEvent } from '@agenttrace/contract';
 import { errorMessage, uploadOffload, type S3Options } from '@agenttrace/common';
 import { snapshot } from './snapshot.js';
-import type { StringRedactor } from './redact.js';
+import type { RedactScreen, StringRedactor } from './redact.js';
 
 export interface EncodeOptions {
   redactString: StringRedactor | undefined;
   redactKeys: Set<string>;
+  /** When set, says which strings the redactor could change (see RedactScreen); unset means any. */
+  mightRedact?: RedactScreen | undefined;
   maxEventBytes: number;
   maxRecordBytes: number;
   s3: S3Options | undefined;
@@ -42,6 +44,8 @@ function makeReplacer(redactString: StringRedactor | undefined, redactKeys: Set<
         return redactString ? redactString(value, key) : value;
       case 'object':
         if (value === null || Array.isArray(value)) return value;
+        // JSON writes a boxed string as the string itself: redact it as one.
+        if (value instanceof String) return redactString ? redactString(value.valueOf(), key) : value;
         if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), v]));
         if (value instanceof Set) return [...value];
         if (value instanceof Error) return value.stack ? { name: value.name, message: value.message, stack: value.stack } : { name: value.name, message: value.message };
@@ -64,6 +68,48 @@ function makeReplacer(redactString: StringRedactor | undefined, redactKeys: Set<
 const replacers = new WeakMap<EncodeOptions, ReturnType<typeof makeReplacer>>();
 
 const q = JSON.stringify;
+const plainPrototype = Object.prototype;
+
+/**
+ * True when plain JSON.stringify of `value` writes exactly what the redacting replacer would: no
+ * key to redact, no string the redactor could change, nothing JSON cannot carry as is (Maps,
+ * Errors, class instances, toJSON, BigInt, non-finite numbers...). Any doubt answers false and the
+ * value takes the replacer. This keeps V8's fast JSON path for the common step (#2).
+ */
+function plainIsExact(value: unknown, screen: RedactScreen, redactKeys: Set<string>, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+      return !screen(value);
+    case 'number':
+      return Number.isFinite(value);
+    case 'boolean':
+    case 'undefined':
+      return true;
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth > MAX_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!plainIsExact(value[i], screen, redactKeys, depth + 1)) return false;
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if ((proto !== plainPrototype && proto !== null) || typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  const keyed = redactKeys.size > 0;
+  for (const key of Object.keys(value)) {
+    if (keyed && redactKeys.has(key.toLowerCase())) return false;
+    if (!plainIsExact((value as Record<string, unknown>)[key], screen, redactKeys, depth + 1)) return false;
+  }
+  return true;
+}
+
+function section(value: object, opts: EncodeOptions, replacer: (this: unknown, key: string, value: unknown) => unknown): string | undefined {
+  const screen = opts.mightRedact;
+  return (screen !== undefined && plainIsExact(value, screen, opts.redactKeys, 0) ? JSON.stringify(value) : JSON.stringify(value, replacer)) as string | undefined;
+}
 
 /**
  * The envelope is the tracer's own typed fields, so only payload and context go through the
@@ -71,9 +117,9 @@ const q = JSON.stringify;
  * the envelope's eleven keys were most of those calls for a typical step (#2). Keys follow the
  * contract's order.
  */
-function stringifyWith(event: AgentEvent, replacer: (this: unknown, key: string, value: unknown) => unknown): string {
-  const payload = JSON.stringify(event.payload, replacer) as string | undefined;
-  const context = JSON.stringify(event.context, replacer) as string | undefined;
+function stringifyWith(event: AgentEvent, opts: EncodeOptions, replacer: (this: unknown, key: string, value: unknown) => unknown): string {
+  const payload = section(event.payload, opts, replacer);
+  const context = section(event.context, opts, replacer);
   if (payload === undefined || context === undefined || payload[0] !== '{' || context[0] !== '{') throw new TypeError('payload and context must be objects');
   return (
     `{"schema_version":${q(event.schema_version)},"event_id":${q(event.event_id)},"session_id":${q(event.session_id)},"agent_id":${q(event.agent_id)}` +
@@ -91,7 +137,7 @@ function serialize(event: AgentEvent, opts: EncodeOptions): { json: string; even
   try {
     // Without redaction, plain JSON.stringify is the fast path; BigInt and cycles throw and take
     // the careful path below (functions, Maps and Sets are then left to JSON's own rules).
-    return { json: replacer ? stringifyWith(event, replacer) : JSON.stringify(event), event: undefined };
+    return { json: replacer ? stringifyWith(event, opts, replacer) : JSON.stringify(event), event: undefined };
   } catch {
     // A cycle, or nesting deep enough to exhaust the stack: take the careful path.
     const snapOpts = { redactString: opts.redactString, redactKeys: opts.redactKeys, maxDepth: MAX_DEPTH };

@@ -36,6 +36,8 @@ export function snapshot(value: unknown, opts: SnapshotOptions, path: string): u
     const obj = v as object;
     if (seen.has(obj)) return '[Circular]';
     if (depth >= opts.maxDepth) return '[MaxDepth]';
+    // Boxed primitives: JSON writes them as the primitive, so they are redacted as one.
+    if (obj instanceof String || obj instanceof Number || obj instanceof Boolean) return walk(obj.valueOf(), p, depth);
     if (obj instanceof Date) return Number.isNaN(obj.getTime()) ? 'Invalid Date' : obj.toISOString();
     if (obj instanceof Error) {
       const e: Record<string, unknown> = { name: obj.name, message: walk(obj.message, `${p}.message`, depth + 1) };

@@ -193,3 +193,41 @@ describe('encoding with redaction', () => {
     expect(out.agent_id).toBe('a');
   });
 });
+
+describe('fast path for values with nothing to redact', () => {
+  class Invoice {
+    constructor(readonly to = 'billing@example.com') {}
+  }
+  const deep = (n: number): unknown => (n === 0 ? 'ops@example.com' : { d: deep(n - 1) });
+  const cyclic: Record<string, unknown> = { a: 1 };
+  cyclic.self = cyclic;
+  const bare = Object.create(null) as Record<string, unknown>;
+  bare.note = 'mail ops@example.com';
+  const payloads: Array<[string, Record<string, unknown>]> = [
+    ['plain', { tool: 't', input: { amount: 4500, ok: true, none: null, list: [1, 'a', null, undefined] } }],
+    ['e-mail deep in an array', { input: [{ to: ['x', 'jane@example.com'] }] }],
+    ['card number', { note: 'card 4111 1111 1111 1111' }],
+    ['digits that are no card', { note: 'order 4111111111111112, amount 4500' }],
+    ['secret key in mixed case', { input: { Api_Key: 'k-123', nested: { AUTHORIZATION: 'Bearer x' } } }],
+    ['Map, Set, Error, Date, typed array', { m: new Map([['to', 'a@b.io']]), s: new Set(['c@d.io']), e: new Error('mail e@f.io'), at: new Date(0), bytes: new Uint8Array(3) }],
+    ['class instance and toJSON', { inv: new Invoice(), j: { toJSON: () => 'x@y.io' } }],
+    ['BigInt, NaN, Infinity, function, symbol', { big: 12n, nan: Number.NaN, inf: -Infinity, fn: () => 1, sym: Symbol('s') }],
+    ['prototype-less object and boxed string', { bare, boxed: new String('z@w.io') }],
+    ['nesting deeper than the cut', { deep: deep(60) }],
+    ['a cycle', { cyclic }],
+    ['unicode and control characters', { s: 'snow \u2603 \u0000 \n "quoted"' }],
+  ];
+  const opts = { ...buildRedactor({}), maxEventBytes: 1_000_000, maxRecordBytes: 2_000_000, s3: undefined, s3Client: () => { throw new Error('no s3'); } };
+  const replacerOnly = { ...opts, mightRedact: undefined };
+  const event = (payload: Record<string, unknown>): AgentEvent => ({
+    schema_version: 1, event_id: 'evt_01JABCDEFGHJKMNPQRSTVWXYZ0', session_id: 's', agent_id: 'a', emitter_id: 'em_1', seq: 0,
+    timestamp: '2026-01-01T00:00:00.000Z', event_type: 'custom', status: 'ok', payload: payload as AgentEvent['payload'], context: { reasoning: 'r' },
+  });
+
+  it.each(payloads)('writes what the redacting replacer writes: %s', async (_name, payload) => {
+    const fast = await encodeEvent(event(payload), opts);
+    const careful = await encodeEvent(event(payload), replacerOnly);
+    expect(fast.value.toString()).toBe(careful.value.toString());
+    expect(fast.value.toString()).not.toMatch(/@(example\.com|b\.io|d\.io|f\.io|y\.io|w\.io)|4111 1111|k-123|Bearer/);
+  });
+});

@@ -37,16 +37,26 @@ const letters = (n: number) => {
   return s;
 };
 
+// Topics are deleted at the end of the run, not after each measurement: the broker removes a
+// deleted topic's files about a minute later, and that work would land on a later round.
+const createdTopics: string[] = [];
+
 async function withTopic<T>(fn: (topic: string) => Promise<T>): Promise<T> {
   const topic = `bench-tracer-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6)}`;
   const admin = new KafkaAdmin({ brokers });
-  await admin.ensureTopic({ topic, num_partitions: 20, replication_factor: -1 });
   try {
-    return await fn(topic);
+    await admin.ensureTopic({ topic, num_partitions: 20, replication_factor: -1 });
   } finally {
-    await admin.deleteTopic(topic).catch(() => undefined);
     admin.close();
   }
+  createdTopics.push(topic);
+  return fn(topic);
+}
+
+async function deleteTopics(): Promise<void> {
+  const admin = new KafkaAdmin({ brokers });
+  for (const topic of createdTopics) await admin.deleteTopic(topic).catch(() => undefined);
+  admin.close();
 }
 
 /** A payload sized so the whole record value is ~RECORD_SIZE bytes. */
@@ -176,7 +186,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   console.log(
     `round ${round}: tracer (default redaction) ${a.eventsPerSec.toFixed(0)} ev/s (${a.mbPerSec.toFixed(1)} MB/s)  ` +
       `ProducerPerformance ${b.eventsPerSec.toFixed(0)} rec/s (${b.mbPerSec.toFixed(1)} MB/s)  tracer (redaction off) ${c.eventsPerSec.toFixed(0)} ev/s  ` +
-      `ProducerPerformance spread over all partitions ${d.eventsPerSec.toFixed(0)} rec/s`,
+      `ProducerPerformance spread over all partitions ${d.eventsPerSec.toFixed(0)} rec/s  ratio ${(a.eventsPerSec / b.eventsPerSec).toFixed(2)}x`,
   );
 }
 const mr = median(withRedaction);
@@ -186,4 +196,9 @@ const ms = median(theirsSpread);
 console.log(`median: ProducerPerformance ${mt.toFixed(0)} rec/s (default sticky partitioner); spread over all partitions ${ms.toFixed(0)} rec/s`);
 console.log(`median: tracer, default redaction ${mr.toFixed(0)} ev/s = ${(mr / mt).toFixed(2)}x ProducerPerformance, ${(mr / ms).toFixed(2)}x spread`);
 console.log(`median: tracer, redaction off     ${mo.toFixed(0)} ev/s = ${(mo / mt).toFixed(2)}x ProducerPerformance, ${(mo / ms).toFixed(2)}x spread`);
+// Each round runs both contenders back to back, so the ratio within a round is less exposed to the
+// machine's load drifting over the run than the ratio of the two medians.
+const ratios = withRedaction.map((v, i) => v / theirs[i]!);
+console.log(`median of the per-round ratios (tracer, default redaction / ProducerPerformance): ${median(ratios).toFixed(2)}x  [${ratios.map((r) => r.toFixed(2)).join(', ')}]`);
 await shutdownTracing();
+await deleteTopics();

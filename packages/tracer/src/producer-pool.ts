@@ -1,11 +1,19 @@
 import Kafka from '@confluentinc/kafka-javascript';
-import type { LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
+import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
 import { KafkaAdmin, describeKafka, errorMessage, rdkafkaConfig, type KafkaConnectionOptions } from '@agenttrace/common';
 import { TracerError } from './errors.js';
 
-/** What a delivery report is routed back to (the record's opaque). */
+/** What the shared producer tells a tracer about the events it handed over. */
 export interface DeliveryTarget {
-  onDelivered(err: LibrdKafkaError | null): void;
+  /** Failed events name their emitter: their delivery reports are routed by it. */
+  readonly emitterId: string;
+  readonly sessionId: string;
+  /** One event was not acknowledged (librdkafka's error and the event's id). */
+  onFailed(eventId: string, err: LibrdKafkaError): void;
+  /** Every event this target handed over before now either failed (already reported) or is acknowledged. */
+  onConfirmed(): void;
+  /** The events handed over and not confirmed can no longer be accounted for (the client was closed with them in flight). */
+  onLost(reason: string): void;
   onProducerError(error: TracerError): void;
 }
 
@@ -20,29 +28,46 @@ export interface ProducerSettings {
 }
 
 /**
- * With nothing in flight for this long the producer disconnects (and reconnects on the next
- * event), so an agent process that forgot close() can still end: a connected librdkafka client
- * keeps Node's event loop alive.
+ * With no event produced for this long the producer confirms what it holds and disconnects (and
+ * reconnects on the next event), so an agent process that forgot close() can still end: a
+ * connected librdkafka client keeps Node's event loop alive.
  */
 const IDLE_DISCONNECT_MS = 5000;
 const CONNECT_RETRY_MS = [250, 500, 1000, 2000, 5000];
+/** A confirmation waits for librdkafka in slices this long (it gives up on events by itself at message.timeout.ms). */
+const FLUSH_SLICE_MS = 1000;
+const DISCONNECT_FLUSH_MS = 5000;
 
 type RdProducer = InstanceType<typeof Kafka.Producer>;
 
 /**
  * One librdkafka producer shared by every tracer in the process with the same connection and
  * topic. Idempotent, acks=all, Java-compatible murmur2 partitioning of the session key.
+ *
+ * Delivery reports come only for failed records (`delivery.report.only.error`): a report per
+ * record costs the agent's thread more than serializing and producing the record together (#2).
+ * Success is learnt by confirmation instead: new records are held back in the tracers' queues
+ * while librdkafka flushes, and a flush that ends with nothing left means every record handed over
+ * before it was acknowledged or reported failed. Tracers ask for one when they flush or close;
+ * requests that arrive while one runs share it.
  */
 export class SharedProducer {
   readonly key: string;
   readonly settings: ProducerSettings;
   readonly #users = new Set<DeliveryTarget>();
+  readonly #byEmitter = new Map<string, DeliveryTarget>();
   #producer: RdProducer | undefined;
   #ready: Promise<void> | undefined;
   #disconnecting: Promise<void> | undefined;
+  #confirming: Promise<void> | undefined;
+  #held = false;
+  #releaseWaiters: Array<() => void> = [];
   #topicChecked = false;
-  #inFlight = 0;
+  /** Records handed to librdkafka since the last confirmation. */
+  #unconfirmed = 0;
+  #produced = 0;
   #idleTimer: NodeJS.Timeout | undefined;
+  #errorReports = 0;
   #closed = false;
   readonly #onClose: (p: SharedProducer) => void;
 
@@ -66,38 +91,69 @@ export class SharedProducer {
       'queue.buffering.max.messages': 200_000,
       'queue.buffering.max.kbytes': 262_144,
       'message.timeout.ms': this.settings.deliveryTimeoutMs,
-      dr_cb: true,
+      // Reports for failed records only, with the record (whose event_id and emitter_id route it).
+      'delivery.report.only.error': true,
+      dr_msg_cb: true,
       ...this.settings.producer,
     });
     producer.on('delivery-report', (err, report) => {
-      this.#inFlight--;
-      if (this.#inFlight === 0) this.#armIdle();
-      (report as { opaque?: DeliveryTarget } | undefined)?.opaque?.onDelivered(err ?? null);
+      if (!err) return;
+      this.#errorReports++;
+      this.#routeFailure(err, report);
     });
     producer.on('event.error', (err) => this.#broadcast(new TracerError('PRODUCER_ERROR', `Kafka producer error on ${describeKafka(this.settings.kafka)}: ${errorMessage(err)}`, { cause: err, retryable: true })));
     return producer;
   }
 
+  #routeFailure(err: LibrdKafkaError, report: DeliveryReport | undefined): void {
+    let eventId = 'unknown';
+    let target: DeliveryTarget | undefined;
+    try {
+      const event = JSON.parse(String(report?.value ?? '')) as { event_id?: unknown; emitter_id?: unknown };
+      if (typeof event.event_id === 'string') eventId = event.event_id;
+      if (typeof event.emitter_id === 'string') target = this.#byEmitter.get(event.emitter_id);
+    } catch {
+      // Not an event of ours: fall through to the session key.
+    }
+    if (!target) {
+      const session = report?.key === undefined || report.key === null ? undefined : String(report.key);
+      target = [...this.#users].find((u) => u.sessionId === session);
+    }
+    if (target) target.onFailed(eventId, err);
+    else this.#broadcast(new TracerError('DELIVERY_FAILED', `event ${eventId} was not acknowledged by Kafka and its tracer is gone: ${errorMessage(err)}`, { cause: err, retryable: true, eventIds: [eventId] }));
+  }
+
   #broadcast(error: TracerError): void {
+    if (this.#users.size === 0) process.stderr.write(`agenttrace tracer: ${error.code}: ${error.message}\n`);
     for (const u of this.#users) u.onProducerError(error);
   }
 
+  /** Every IDLE_DISCONNECT_MS: if nothing was produced since the last look, confirm and disconnect. */
   #armIdle(): void {
-    if (this.#idleTimer) clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => {
+    if (this.#idleTimer) return;
+    let seen = this.#produced;
+    const check = () => {
       this.#idleTimer = undefined;
-      if (this.#inFlight === 0 && this.#producer) void this.#disconnect();
-    }, IDLE_DISCONNECT_MS);
-    this.#idleTimer.unref();
+      if (!this.#producer || this.#disconnecting) return;
+      if (this.#produced !== seen || this.#confirming) {
+        seen = this.#produced;
+        this.#idleTimer = setTimeout(check, IDLE_DISCONNECT_MS).unref();
+        return;
+      }
+      void this.#disconnect(true);
+    };
+    this.#idleTimer = setTimeout(check, IDLE_DISCONNECT_MS).unref();
   }
 
   acquire(user: DeliveryTarget): void {
     this.#users.add(user);
+    this.#byEmitter.set(user.emitterId, user);
   }
 
   release(user: DeliveryTarget): void {
     this.#users.delete(user);
-    if (this.#users.size === 0 && this.#inFlight === 0) void this.close();
+    this.#byEmitter.delete(user.emitterId);
+    if (this.#users.size === 0) void this.close();
   }
 
   /**
@@ -111,6 +167,17 @@ export class SharedProducer {
 
   get connected(): boolean {
     return this.#producer !== undefined && this.#disconnecting === undefined;
+  }
+
+  /** True while a confirmation holds new records back; see whenReleased(). */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /** Resolves when records may be produced again. */
+  whenReleased(): Promise<void> {
+    if (!this.#held) return Promise.resolve();
+    return new Promise((resolve) => this.#releaseWaiters.push(resolve));
   }
 
   async #connect(): Promise<void> {
@@ -136,7 +203,7 @@ export class SharedProducer {
       this.#topicChecked = true;
       await this.#ensureTopic();
     }
-    if (this.#inFlight === 0) this.#armIdle();
+    if (this.#producer) this.#armIdle();
   }
 
   async #ensureTopic(): Promise<void> {
@@ -157,37 +224,120 @@ export class SharedProducer {
   }
 
   /**
-   * Hands one record to librdkafka. Returns false when not connected (call ready() again);
-   * throws librdkafka's QUEUE_FULL error when its queue is full.
+   * Hands one record to librdkafka: 'held' while a confirmation runs (wait for whenReleased()),
+   * 'gone' when not connected (call ready() again). Throws librdkafka's QUEUE_FULL error when its
+   * queue is full.
    */
-  produce(value: Buffer, key: Buffer, timestamp: number, headers: MessageHeader[], target: DeliveryTarget): boolean {
+  produce(value: Buffer, key: Buffer, timestamp: number, headers: MessageHeader[]): 'sent' | 'held' | 'gone' {
+    if (this.#held) return 'held';
     const producer = this.#producer;
-    if (!producer || this.#disconnecting) return false;
-    producer.produce(this.settings.topic, null, value, key, timestamp, target, headers);
-    this.#inFlight++;
-    if (this.#idleTimer) {
-      clearTimeout(this.#idleTimer);
-      this.#idleTimer = undefined;
-    }
-    return true;
+    if (!producer || this.#disconnecting) return 'gone';
+    producer.produce(this.settings.topic, null, value, key, timestamp, undefined, headers);
+    this.#unconfirmed++;
+    this.#produced++;
+    return 'sent';
   }
 
-  #disconnect(): Promise<void> {
+  /**
+   * Resolves once every record handed over before the call is acknowledged or reported failed,
+   * and each user was told (onConfirmed). Never rejects.
+   */
+  confirm(): Promise<void> {
+    if (this.#unconfirmed === 0 && !this.#confirming) {
+      for (const u of this.#users) u.onConfirmed();
+      return Promise.resolve();
+    }
+    this.#confirming ??= this.#runConfirmation().finally(() => {
+      this.#confirming = undefined;
+    });
+    return this.#confirming;
+  }
+
+  async #runConfirmation(): Promise<void> {
+    this.#hold();
+    try {
+      for (;;) {
+        const producer = this.#producer;
+        // Disconnected meanwhile: #disconnect confirmed, or reported the records lost.
+        if (!producer || this.#disconnecting) return;
+        if (await this.#flush(producer, FLUSH_SLICE_MS)) break;
+      }
+      await this.#reportsDispatched();
+      this.#confirmAll();
+    } finally {
+      this.#release();
+    }
+  }
+
+  #hold(): void {
+    this.#held = true;
+  }
+
+  #release(): void {
+    if (this.#disconnecting) return;
+    this.#held = false;
+    const waiters = this.#releaseWaiters;
+    this.#releaseWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #confirmAll(): void {
+    this.#unconfirmed = 0;
+    for (const u of this.#users) u.onConfirmed();
+  }
+
+  /** True when librdkafka holds no record any more (all acknowledged, or failed and reported). */
+  #flush(producer: RdProducer, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => producer.flush(timeoutMs, (err) => resolve(!err)));
+  }
+
+  /**
+   * Failure reports reach JavaScript through the client's own async queue, at most 100 per turn of
+   * the event loop, and can trail the flush that waited for them: wait until a whole turn brings
+   * none, so a failed record is never confirmed as delivered.
+   */
+  async #reportsDispatched(): Promise<void> {
+    let seen = -1;
+    while (seen !== this.#errorReports) {
+      seen = this.#errorReports;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  /** `idle`: disconnect only if everything is confirmed (otherwise stay connected and look again later). */
+  #disconnect(idle = false): Promise<void> {
     const producer = this.#producer;
     if (!producer) return Promise.resolve();
     this.#disconnecting ??= (async () => {
-      await new Promise<void>((resolve) => producer.flush(5_000, () => resolve()));
+      this.#hold();
+      const empty = await this.#flush(producer, DISCONNECT_FLUSH_MS);
+      if (empty) {
+        await this.#reportsDispatched();
+        this.#confirmAll();
+      } else if (idle && !this.#closed) {
+        // Still holding records (Kafka slow or away): keep the client, look again later.
+        this.#disconnecting = undefined;
+        this.#release();
+        this.#armIdle();
+        return;
+      } else {
+        const lost = this.#unconfirmed;
+        this.#unconfirmed = 0;
+        for (const u of this.#users) u.onLost(`the Kafka client was closed with ${lost} record(s) still unacknowledged after ${DISCONNECT_FLUSH_MS} ms`);
+      }
       await new Promise<void>((resolve) => producer.disconnect(5_000, () => resolve()));
+      if (this.#idleTimer) clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
       this.#producer = undefined;
       this.#ready = undefined;
       this.#disconnecting = undefined;
+      this.#release();
     })();
     return this.#disconnecting;
   }
 
   /** Flushes and disconnects; used when the last tracer is gone and at process shutdown. */
   async close(): Promise<void> {
-    if (this.#idleTimer) clearTimeout(this.#idleTimer);
     this.#closed = this.#users.size === 0;
     if (this.#closed) this.#onClose(this);
     await this.#disconnect();

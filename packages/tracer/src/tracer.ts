@@ -164,15 +164,12 @@ export class AgentTracer implements DeliveryTarget {
   #queueHead = 0;
   #drainScheduled = false;
   #draining = false;
+  /** Events recorded and not yet acknowledged or failed (queued, being encoded, or handed over). */
   #pending = 0;
+  /** Events handed to librdkafka and not yet confirmed or failed (see SharedProducer.confirm). */
+  #handed = 0;
+  /** Woken when pending reaches 0, and when a drain ends (flush() then looks again). */
   #waiters: Array<() => void> = [];
-  /**
-   * Ids of events handed to librdkafka and not yet acknowledged, in produce order. A session's
-   * events share one key and so one partition, whose delivery reports arrive in produce order:
-   * the head of this list is the event a report is about (no per-message opaque to allocate).
-   */
-  #sent: string[] = [];
-  #sentHead = 0;
   #failures: TracerError[] = [];
   #failureCount = 0;
   #closed = false;
@@ -296,24 +293,21 @@ export class AgentTracer implements DeliveryTarget {
    * DELIVERY_FAILED when some were not (since the previous flush), or FLUSH_TIMEOUT.
    */
   async flush(timeoutMs: number = this.#opts.deliveryTimeoutMs + 5_000): Promise<void> {
-    if (this.#pending > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      let waiter: (() => void) | undefined;
-      const drained = new Promise<void>((resolve) => {
-        waiter = resolve;
-        this.#waiters.push(resolve);
-      });
-      const timedOut = await Promise.race([
-        drained.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+    const deadline = Date.now() + timeoutMs;
+    while (this.#pending > 0) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
         throw new TracerError('FLUSH_TIMEOUT', `${this.#pending} event(s) of session ${this.sessionId} were still undelivered after ${timeoutMs} ms`, { retryable: true });
       }
+      // Everything recorded is with librdkafka: have the shared producer confirm it. Otherwise
+      // wait for the drain (or a failure) to move things along.
+      const handedAll = this.#queue.length === this.#queueHead && !this.#draining && !this.#drainScheduled && this.#handed > 0;
+      let timer: NodeJS.Timeout | undefined;
+      let waiter: (() => void) | undefined;
+      const step = handedAll ? this.#producer.confirm() : new Promise<void>((resolve) => this.#waiters.push((waiter = resolve)));
+      await Promise.race([step, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(remaining, handedAll ? remaining : 250))))]);
+      clearTimeout(timer);
+      if (waiter) this.#waiters = this.#waiters.filter((w) => w !== waiter);
     }
     if (this.#failureCount > 0) {
       const failures = this.#failures;
@@ -428,6 +422,7 @@ export class AgentTracer implements DeliveryTarget {
 
   #afterDrain(): void {
     this.#draining = false;
+    this.#wake();
     if (this.#queue.length > this.#queueHead) {
       // Not connected yet: look again shortly rather than spinning.
       if (!this.#producer.connected) setTimeout(() => this.#scheduleDrain(), 100);
@@ -462,6 +457,11 @@ export class AgentTracer implements DeliveryTarget {
       while (outcome === 'full') {
         await new Promise((r) => setTimeout(r, RETRY_FULL_MS));
         outcome = this.#produce(item, value);
+      }
+      if (outcome === 'held') {
+        // A confirmation is running: it needs librdkafka to empty, so wait for it to end.
+        await this.#producer.whenReleased();
+        continue;
       }
       if (outcome === 'gone') return;
       this.#takeHead();
@@ -501,12 +501,12 @@ export class AgentTracer implements DeliveryTarget {
     }
   }
 
-  /** 'gone' when the producer went away (the item stays at the head for the next drain). */
-  #produce(item: Queued, value: Buffer): 'sent' | 'full' | 'gone' | 'failed' {
+  /** 'gone' when the producer went away, 'held' during a confirmation (the item stays at the head). */
+  #produce(item: Queued, value: Buffer): 'sent' | 'full' | 'gone' | 'held' | 'failed' {
     try {
-      if (!this.#producer.produce(value, this.#key, item.ts, eventHeaders(), this)) return 'gone';
-      this.#sent.push(item.event.event_id);
-      return 'sent';
+      const outcome = this.#producer.produce(value, this.#key, item.ts, eventHeaders());
+      if (outcome === 'sent') this.#handed++;
+      return outcome;
     } catch (err) {
       // QUEUE_FULL (-184): librdkafka's own bounded queue is full.
       if ((err as { code?: number }).code === -184 && Date.now() - item.at < this.#opts.deliveryTimeoutMs) return 'full';
@@ -523,34 +523,58 @@ export class AgentTracer implements DeliveryTarget {
     this.#settle();
   }
 
-  #settle(): void {
-    this.#pending--;
-    if (this.#pending === 0 && this.#waiters.length > 0) {
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const w of waiters) w();
-    }
+  #settle(count = 1): void {
+    this.#pending -= count;
+    if (this.#pending === 0) this.#wake();
   }
 
-  /** @internal Delivery report from the shared producer (in produce order for this tracer). */
-  onDelivered(err: LibrdKafkaError | null): void {
-    const eventId = this.#sent[this.#sentHead++] ?? 'unknown';
-    if (this.#sentHead > 4096 && this.#sentHead * 2 > this.#sent.length) {
-      this.#sent = this.#sent.slice(this.#sentHead);
-      this.#sentHead = 0;
-    }
-    if (err) {
-      this.#fail(
-        new TracerError('DELIVERY_FAILED', `event ${eventId} of session ${this.sessionId} was not acknowledged by Kafka within ${this.#opts.deliveryTimeoutMs} ms: ${err.message}${err.code === TIMED_OUT ? UNCERTAIN : ''}`, {
-          cause: err,
-          retryable: true,
-          eventIds: [eventId],
-        }),
-      );
+  #wake(): void {
+    if (this.#waiters.length === 0) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** @internal A handed-over event was not acknowledged (librdkafka's report for it). */
+  onFailed(eventId: string, err: LibrdKafkaError): void {
+    const error = new TracerError(
+      'DELIVERY_FAILED',
+      `event ${eventId} of session ${this.sessionId} was not acknowledged by Kafka within ${this.#opts.deliveryTimeoutMs} ms: ${err.message}${err.code === TIMED_OUT ? UNCERTAIN : ''}`,
+      { cause: err, retryable: true, eventIds: [eventId] },
+    );
+    if (this.#handed > 0) {
+      this.#handed--;
+      this.#fail(error);
       return;
     }
-    this.#stats.delivered++;
-    this.#settle();
+    // Confirmed already (a report that trailed its confirmation): correct the count, say so.
+    this.#stats.delivered--;
+    this.#stats.failed++;
+    this.#failureCount++;
+    if (this.#failures.length < MAX_KEPT_FAILURES) this.#failures.push(error);
+    this.#report(error);
+  }
+
+  /** @internal Every event handed over so far was acknowledged, except those reported failed. */
+  onConfirmed(): void {
+    const n = this.#handed;
+    if (n === 0) return;
+    this.#handed = 0;
+    this.#stats.delivered += n;
+    this.#settle(n);
+  }
+
+  /** @internal The client was closed with this tracer's events unacknowledged: their fate is unknown. */
+  onLost(reason: string): void {
+    const n = this.#handed;
+    if (n === 0) return;
+    this.#handed = 0;
+    this.#stats.failed += n;
+    this.#failureCount += n;
+    const error = new TracerError('DELIVERY_FAILED', `${n} event(s) of session ${this.sessionId} may not have been delivered: ${reason}`, { retryable: true });
+    if (this.#failures.length < MAX_KEPT_FAILURES) this.#failures.push(error);
+    this.#report(error);
+    this.#settle(n);
   }
 
   /** @internal Errors of the shared producer (connection problems). */

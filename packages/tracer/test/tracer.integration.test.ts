@@ -70,6 +70,40 @@ describe('tracer against the local broker', () => {
     expect(headers.some((h) => Object.keys(h)[0] === HEADER_SCHEMA_VERSION)).toBe(true);
   });
 
+  it('flushes one session while another keeps recording, and counts only what Kafka acknowledged', async () => {
+    const topic = newTopic();
+    const busy = new AgentTracer({ sessionId: 'sess_busy', agentId: 'a', topic, kafka: { brokers: stack.brokers }, sessionEvents: false });
+    const quiet = new AgentTracer({ sessionId: 'sess_quiet', agentId: 'a', topic, kafka: { brokers: stack.brokers }, sessionEvents: false });
+    busy.logEvent('warmup');
+    await busy.flush();
+    // The busy session records every millisecond throughout (bounded: 4 s or 4000 events).
+    let stop = false;
+    let busyCount = 1;
+    const until = Date.now() + 4000;
+    const loop = (async () => {
+      while (!stop && Date.now() < until && busyCount < 4000) {
+        busy.logEvent('tick', { n: busyCount++ });
+        await sleep(1);
+      }
+    })();
+    await sleep(300);
+    for (let i = 0; i < 50; i++) quiet.logEvent('step', { i });
+    const t0 = Date.now();
+    await quiet.flush(3000);
+    const flushMs = Date.now() - t0;
+    const busyStillRecording = !stop && Date.now() < until;
+    expect(quiet.stats()).toMatchObject({ delivered: 50, failed: 0, pending: 0 });
+    stop = true;
+    await loop;
+    await Promise.all([busy.close(), quiet.close()]);
+    expect(busyStillRecording).toBe(true);
+    expect(flushMs).toBeLessThan(3000);
+    expect(busy.stats()).toMatchObject({ delivered: busyCount, failed: 0, pending: 0 });
+    const messages = await consumeAll(topic, { count: busyCount + 50, timeoutMs: 30_000 });
+    expect(messages.length).toBe(busyCount + 50);
+    expect(new Set(messages.map((m) => parse(m).event_id)).size).toBe(busyCount + 50);
+  });
+
   it('records tool results and errors, links sub-agent steps to their delegation, and passes agent errors through', async () => {
     const topic = newTopic();
     const tracer = new AgentTracer({ sessionId: 'sess_tree', agentId: 'invoice-generator-v2', topic, kafka: { brokers: stack.brokers } });
@@ -239,11 +273,14 @@ describe('tracer against a broker that goes away', () => {
     await tracer.flush();
     process.kill(nodePid(cluster, 1), 'SIGKILL');
     await sleep(300);
-    for (let i = 0; i < 20; i++) tracer.logDecision({ action: `lost-${i}` });
+    const lost: string[] = [];
+    for (let i = 0; i < 20; i++) lost.push(tracer.logDecision({ action: `lost-${i}` }));
     const flushed = tracer.flush(15_000);
     await expect(flushed).rejects.toMatchObject({ code: 'DELIVERY_FAILED' });
     const failed = errors.filter((e) => e.code === 'DELIVERY_FAILED');
     expect(failed.length).toBe(20);
+    // Each failure names its own event (failure reports are routed by the record's content).
+    expect(failed.flatMap((e) => e.eventIds).sort()).toEqual([...lost].sort());
     expect(tracer.stats()).toMatchObject({ failed: 20, pending: 0 });
     await startNode(name, 1);
     await tracer.close().catch(() => undefined);

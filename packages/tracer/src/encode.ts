@@ -106,20 +106,19 @@ function plainIsExact(value: unknown, screen: RedactScreen, redactKeys: Set<stri
   return true;
 }
 
-function section(value: object, opts: EncodeOptions, replacer: (this: unknown, key: string, value: unknown) => unknown): string | undefined {
-  const screen = opts.mightRedact;
-  return (screen !== undefined && plainIsExact(value, screen, opts.redactKeys, 0) ? JSON.stringify(value) : JSON.stringify(value, replacer)) as string | undefined;
-}
-
 /**
  * The envelope is the tracer's own typed fields, so only payload and context go through the
- * replacer: a replacer function takes V8 off its fast JSON path for every key it is called on, and
- * the envelope's eleven keys were most of those calls for a typical step (#2). Keys follow the
- * contract's order.
+ * replacer, and only when they hold something it could change: a replacer function takes V8 off
+ * its fast JSON path for every key it is called on (#2). Keys follow the contract's order.
  */
 function stringifyWith(event: AgentEvent, opts: EncodeOptions, replacer: (this: unknown, key: string, value: unknown) => unknown): string {
-  const payload = section(event.payload, opts, replacer);
-  const context = section(event.context, opts, replacer);
+  const screen = opts.mightRedact;
+  const plainPayload = screen !== undefined && plainIsExact(event.payload, screen, opts.redactKeys, 0);
+  const plainContext = screen !== undefined && plainIsExact(event.context, screen, opts.redactKeys, 0);
+  // Nothing to redact anywhere (the common step): one plain call writes the same bytes.
+  if (plainPayload && plainContext) return JSON.stringify(event);
+  const payload = (plainPayload ? JSON.stringify(event.payload) : JSON.stringify(event.payload, replacer)) as string | undefined;
+  const context = (plainContext ? JSON.stringify(event.context) : JSON.stringify(event.context, replacer)) as string | undefined;
   if (payload === undefined || context === undefined || payload[0] !== '{' || context[0] !== '{') throw new TypeError('payload and context must be objects');
   return (
     `{"schema_version":${q(event.schema_version)},"event_id":${q(event.event_id)},"session_id":${q(event.session_id)},"agent_id":${q(event.agent_id)}` +

@@ -56,6 +56,8 @@ export class SharedProducer {
   readonly settings: ProducerSettings;
   readonly #users = new Set<DeliveryTarget>();
   readonly #byEmitter = new Map<string, DeliveryTarget>();
+  /** Released users that may still have records in flight: told at the next confirmation (or loss). */
+  readonly #departed = new Set<DeliveryTarget>();
   #producer: RdProducer | undefined;
   #ready: Promise<void> | undefined;
   #disconnecting: Promise<void> | undefined;
@@ -69,9 +71,9 @@ export class SharedProducer {
   #idleTimer: NodeJS.Timeout | undefined;
   #errorReports = 0;
   #closed = false;
-  readonly #onClose: (p: SharedProducer) => void;
+  readonly #onClose: (p: SharedProducer, done: Promise<void>) => void;
 
-  constructor(key: string, settings: ProducerSettings, onClose: (p: SharedProducer) => void) {
+  constructor(key: string, settings: ProducerSettings, onClose: (p: SharedProducer, done: Promise<void>) => void) {
     this.key = key;
     this.settings = settings;
     this.#onClose = onClose;
@@ -152,8 +154,18 @@ export class SharedProducer {
 
   release(user: DeliveryTarget): void {
     this.#users.delete(user);
-    this.#byEmitter.delete(user.emitterId);
+    // A tracer whose close() timed out still has records in flight: keep telling it their fate.
+    if (this.#unconfirmed > 0) this.#departed.add(user);
+    else this.#byEmitter.delete(user.emitterId);
     if (this.#users.size === 0) void this.close();
+  }
+
+  /** Everyone with records in flight: users and departed ones. Departed ones are told once. */
+  #takeAudience(): DeliveryTarget[] {
+    const audience = [...this.#users, ...this.#departed];
+    for (const d of this.#departed) this.#byEmitter.delete(d.emitterId);
+    this.#departed.clear();
+    return audience;
   }
 
   /**
@@ -244,7 +256,7 @@ export class SharedProducer {
    */
   confirm(): Promise<void> {
     if (this.#unconfirmed === 0 && !this.#confirming) {
-      for (const u of this.#users) u.onConfirmed();
+      for (const u of this.#takeAudience()) u.onConfirmed();
       return Promise.resolve();
     }
     this.#confirming ??= this.#runConfirmation().finally(() => {
@@ -283,7 +295,7 @@ export class SharedProducer {
 
   #confirmAll(): void {
     this.#unconfirmed = 0;
-    for (const u of this.#users) u.onConfirmed();
+    for (const u of this.#takeAudience()) u.onConfirmed();
   }
 
   /** True when librdkafka holds no record any more (all acknowledged, or failed and reported). */
@@ -323,7 +335,7 @@ export class SharedProducer {
       } else {
         const lost = this.#unconfirmed;
         this.#unconfirmed = 0;
-        for (const u of this.#users) u.onLost(`the Kafka client was closed with ${lost} record(s) still unacknowledged after ${DISCONNECT_FLUSH_MS} ms`);
+        for (const u of this.#takeAudience()) u.onLost(`the Kafka client was closed with ${lost} record(s) still unacknowledged after ${DISCONNECT_FLUSH_MS} ms`);
       }
       await new Promise<void>((resolve) => producer.disconnect(5_000, () => resolve()));
       if (this.#idleTimer) clearTimeout(this.#idleTimer);
@@ -339,20 +351,25 @@ export class SharedProducer {
   /** Flushes and disconnects; used when the last tracer is gone and at process shutdown. */
   async close(): Promise<void> {
     this.#closed = this.#users.size === 0;
-    if (this.#closed) this.#onClose(this);
-    await this.#disconnect();
+    const done = this.#disconnect();
+    if (this.#closed) this.#onClose(this, done);
+    await done;
   }
 }
 
 const pool = new Map<string, SharedProducer>();
+/** Producers out of the pool and still disconnecting (their last records are being confirmed). */
+const closing = new Set<Promise<void>>();
 
 /** The shared producer for these settings, created on first use. */
 export function sharedProducer(settings: ProducerSettings): SharedProducer {
   const key = JSON.stringify([settings.kafka, settings.topic, settings.deliveryTimeoutMs, settings.producer]);
   let p = pool.get(key);
   if (!p) {
-    p = new SharedProducer(key, settings, (closed) => {
+    p = new SharedProducer(key, settings, (closed, done) => {
       if (pool.get(closed.key) === closed) pool.delete(closed.key);
+      closing.add(done);
+      void done.finally(() => closing.delete(done));
     });
     pool.set(key, p);
   }
@@ -361,5 +378,5 @@ export function sharedProducer(settings: ProducerSettings): SharedProducer {
 
 /** Disconnects every shared producer now (tests, and processes that want to exit at once). */
 export async function closeAllProducers(): Promise<void> {
-  await Promise.all([...pool.values()].map((p) => p.close()));
+  await Promise.all([...[...pool.values()].map((p) => p.close()), ...closing]);
 }

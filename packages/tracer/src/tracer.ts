@@ -168,6 +168,8 @@ export class AgentTracer implements DeliveryTarget {
   #pending = 0;
   /** Events handed to librdkafka and not yet confirmed or failed (see SharedProducer.confirm). */
   #handed = 0;
+  /** Events counted failed by onLost whose own failure report may still come (it is not counted twice). */
+  #lostUnreported = 0;
   /** Woken when pending reaches 0, and when a drain ends (flush() then looks again). */
   #waiters: Array<() => void> = [];
   #failures: TracerError[] = [];
@@ -547,6 +549,11 @@ export class AgentTracer implements DeliveryTarget {
       this.#fail(error);
       return;
     }
+    if (this.#lostUnreported > 0) {
+      // Counted failed already when the client was closed with it in flight.
+      this.#lostUnreported--;
+      return;
+    }
     // Confirmed already (a report that trailed its confirmation): correct the count, say so.
     this.#stats.delivered--;
     this.#stats.failed++;
@@ -569,6 +576,7 @@ export class AgentTracer implements DeliveryTarget {
     const n = this.#handed;
     if (n === 0) return;
     this.#handed = 0;
+    this.#lostUnreported += n;
     this.#stats.failed += n;
     this.#failureCount += n;
     const error = new TracerError('DELIVERY_FAILED', `${n} event(s) of session ${this.sessionId} may not have been delivered: ${reason}`, { retryable: true });

@@ -265,6 +265,28 @@ describe('tracer against a broker that goes away', () => {
     expect(events.map((e) => e.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 202 }, (_, i) => i));
   }, 120_000);
 
+  it('never counts events delivered when the client is closed with them unacknowledged', async () => {
+    const topic = uniqueName('closedaway');
+    const errors: TracerError[] = [];
+    const tracer = new AgentTracer({ sessionId: 'sess_closedaway', agentId: 'a', topic, kafka: { brokers }, deliveryTimeoutMs: 60_000, sessionEvents: false, onError: (e) => errors.push(e) });
+    tracer.logDecision({ action: 'first' });
+    await tracer.flush();
+    process.kill(nodePid(cluster, 1), 'SIGKILL');
+    try {
+      await sleep(300);
+      for (let i = 0; i < 10; i++) tracer.logDecision({ action: `in-flight-${i}` });
+      // Let the tracer hand them to librdkafka (it is connected; the broker is not).
+      await sleep(500);
+      expect(tracer.stats().pending).toBe(10);
+      // Shutdown with a short bound: close() times out, then the client is closed with 10 records in it.
+      await shutdownTracing(1000);
+      expect(tracer.stats()).toMatchObject({ delivered: 1, failed: 10, pending: 0 });
+      expect(errors.some((e) => e.code === 'DELIVERY_FAILED' && /may not have been delivered/.test(e.message))).toBe(true);
+    } finally {
+      await startNode(name, 1);
+    }
+  }, 120_000);
+
   it('reports undelivered events when the broker stays down longer than the delivery timeout', async () => {
     const topic = uniqueName('staydown');
     const errors: TracerError[] = [];

@@ -181,11 +181,6 @@ export class SharedProducer {
     return this.#producer !== undefined && this.#disconnecting === undefined;
   }
 
-  /** True while a confirmation holds new records back; see whenReleased(). */
-  get held(): boolean {
-    return this.#held;
-  }
-
   /** Resolves when records may be produced again. */
   whenReleased(): Promise<void> {
     if (!this.#held) return Promise.resolve();
@@ -256,7 +251,7 @@ export class SharedProducer {
    */
   confirm(): Promise<void> {
     if (this.#unconfirmed === 0 && !this.#confirming) {
-      for (const u of this.#takeAudience()) u.onConfirmed();
+      this.#confirmAll();
       return Promise.resolve();
     }
     this.#confirming ??= this.#runConfirmation().finally(() => {
@@ -266,7 +261,7 @@ export class SharedProducer {
   }
 
   async #runConfirmation(): Promise<void> {
-    this.#hold();
+    this.#held = true;
     try {
       for (;;) {
         const producer = this.#producer;
@@ -279,10 +274,6 @@ export class SharedProducer {
     } finally {
       this.#release();
     }
-  }
-
-  #hold(): void {
-    this.#held = true;
   }
 
   #release(): void {
@@ -321,7 +312,7 @@ export class SharedProducer {
     const producer = this.#producer;
     if (!producer) return Promise.resolve();
     this.#disconnecting ??= (async () => {
-      this.#hold();
+      this.#held = true;
       const empty = await this.#flush(producer, DISCONNECT_FLUSH_MS);
       if (empty) {
         await this.#reportsDispatched();

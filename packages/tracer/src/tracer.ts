@@ -307,7 +307,7 @@ export class AgentTracer implements DeliveryTarget {
       let timer: NodeJS.Timeout | undefined;
       let waiter: (() => void) | undefined;
       const step = handedAll ? this.#producer.confirm() : new Promise<void>((resolve) => this.#waiters.push((waiter = resolve)));
-      await Promise.race([step, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(remaining, handedAll ? remaining : 250))))]);
+      await Promise.race([step, new Promise<void>((resolve) => (timer = setTimeout(resolve, handedAll ? remaining : Math.min(remaining, 250))))]);
       clearTimeout(timer);
       if (waiter) this.#waiters = this.#waiters.filter((w) => w !== waiter);
     }
@@ -518,11 +518,16 @@ export class AgentTracer implements DeliveryTarget {
   }
 
   #fail(error: TracerError): void {
-    this.#stats.failed++;
-    this.#failureCount++;
+    this.#countFailure(error, 1);
+    this.#settle();
+  }
+
+  /** Counts `count` failed events under one error, keeps it for flush() and reports it. */
+  #countFailure(error: TracerError, count: number): void {
+    this.#stats.failed += count;
+    this.#failureCount += count;
     if (this.#failures.length < MAX_KEPT_FAILURES) this.#failures.push(error);
     this.#report(error);
-    this.#settle();
   }
 
   #settle(count = 1): void {
@@ -556,10 +561,7 @@ export class AgentTracer implements DeliveryTarget {
     }
     // Confirmed already (a report that trailed its confirmation): correct the count, say so.
     this.#stats.delivered--;
-    this.#stats.failed++;
-    this.#failureCount++;
-    if (this.#failures.length < MAX_KEPT_FAILURES) this.#failures.push(error);
-    this.#report(error);
+    this.#countFailure(error, 1);
   }
 
   /** @internal Every event handed over so far was acknowledged, except those reported failed. */
@@ -577,11 +579,7 @@ export class AgentTracer implements DeliveryTarget {
     if (n === 0) return;
     this.#handed = 0;
     this.#lostUnreported += n;
-    this.#stats.failed += n;
-    this.#failureCount += n;
-    const error = new TracerError('DELIVERY_FAILED', `${n} event(s) of session ${this.sessionId} may not have been delivered: ${reason}`, { retryable: true });
-    if (this.#failures.length < MAX_KEPT_FAILURES) this.#failures.push(error);
-    this.#report(error);
+    this.#countFailure(new TracerError('DELIVERY_FAILED', `${n} event(s) of session ${this.sessionId} may not have been delivered: ${reason}`, { retryable: true }), n);
     this.#settle(n);
   }
 

@@ -3,12 +3,16 @@
  *   scripts/bench archiver [--events 200000] [--partitions 4] [--roll-rows 25000] [--workers 2]
  * Produces a backlog of realistic events to a fresh topic, then times one Archiver (default
  * options) from partition assignment until every partition's offsets are committed, i.e. until
- * every event is durably in a Parquet object on S3. For comparison it also times the encoder alone
- * with hyparquet-writer and with parquetjs-lite (the design's original choice) on the same events,
- * and the Kafka client alone: the same backlog consumed with the archiver's consumer settings and
- * nothing done with the records, which is the ceiling for anything built on this client here.
+ * every event is durably in a Parquet object on S3, and the process's CPU time per event meanwhile.
+ * To show where that CPU goes against the machine's budget, it also measures, on the same events:
+ * - the encode workers' work per event on one thread (validation, column building, Parquet);
+ * - the Kafka client alone: the backlog consumed with the archiver's consumer settings and nothing
+ *   done with the records, with librdkafka (the archiver's client) and with a pure-JS client;
+ * - a native writer for scale (DuckDB, JSON to Parquet, no validation);
+ * - parquetjs-lite, the design's original choice of writer.
  */
 import { newEventId, parseEvent, type AgentEvent } from '@agenttrace/contract';
+import { availableParallelism } from 'node:os';
 import Kafka, { type Message } from '@confluentinc/kafka-javascript';
 import { rdkafkaConfig } from '@agenttrace/common';
 import { Archiver, ColumnBuffer } from '../src/index.js';
@@ -51,18 +55,74 @@ const values = Array.from({ length: N }, (_, i) => event(i));
 const raw = values.map((e) => ({ key: e.session_id, value: JSON.stringify(e) }));
 const rawBytes = raw.reduce((a, r) => a + Buffer.byteLength(r.value), 0);
 
-// Encoder-only comparison on 50k events.
+// Per-event cost of each stage of the encode workers' work, on this thread, warm: one pass to let
+// the JIT settle, then the median of three passes over the same 25k records.
+const STAGE_N = 25_000;
+const stageRaw = raw.slice(0, STAGE_N).map((r) => ({ key: Buffer.from(r.key), value: Buffer.from(r.value) }));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const stageRuns: Array<{ validate: number; columns: number; encode: number; bytes: number }> = [];
+for (let pass = 0; pass < 4; pass++) {
+  let t0 = performance.now();
+  const events = stageRaw.map((r) => {
+    const p = parseEvent(r.value, { key: r.key });
+    if (!p.ok) throw new Error(p.detail);
+    return p.event;
+  });
+  const validate = performance.now() - t0;
+  t0 = performance.now();
+  const buf = new ColumnBuffer();
+  events.forEach((e, i) => buf.push(e, Date.parse(e.timestamp), i));
+  const columns = performance.now() - t0;
+  t0 = performance.now();
+  const bytes = buf.encode(0, { rowGroupRows: 100_000, compression: 'snappy' }).byteLength;
+  const encode = performance.now() - t0;
+  if (pass > 0) stageRuns.push({ validate, columns, encode, bytes });
+}
+const perEvent = (ms: number) => (ms * 1000) / STAGE_N;
+const stage = {
+  validate: perEvent(median(stageRuns.map((r) => r.validate))),
+  columns: perEvent(median(stageRuns.map((r) => r.columns))),
+  encode: perEvent(median(stageRuns.map((r) => r.encode))),
+  bytes: stageRuns[0]!.bytes / STAGE_N,
+};
+
+// A native Parquet writer on the same events, for scale: DuckDB reads them as newline-delimited
+// JSON (each wrapped with its offset) and writes the archive's columns. It validates nothing.
+const { DuckDBInstance } = await import('@duckdb/node-api');
+const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+const { tmpdir } = await import('node:os');
+const duckDir = mkdtempSync(`${tmpdir()}/arch-bench-`);
+const duck = await (await DuckDBInstance.create(':memory:', { threads: '1' })).connect();
+const duckCpu: number[] = [];
+let duckBytes = 0;
+for (let pass = 0; pass < 4; pass++) {
+  const c0 = process.cpuUsage();
+  const parts: Buffer[] = [];
+  stageRaw.forEach((r, i) => parts.push(Buffer.from(`{"o":${i},"e":`), r.value, Buffer.from('}\n')));
+  writeFileSync(`${duckDir}/in.json`, Buffer.concat(parts));
+  await duck.run(`COPY (SELECT e.event_id AS event_id, e.session_id AS session_id, e.agent_id AS agent_id, e.emitter_id AS emitter_id, e.seq AS seq,
+      e.timestamp::TIMESTAMP AS timestamp, e.event_type AS event_type, e.status AS status, e.payload->>'tool' AS tool,
+      coalesce(e.payload->>'model', e.context->>'model') AS model, TRY_CAST(e.payload->>'input_tokens' AS BIGINT) AS input_tokens,
+      TRY_CAST(e.payload->>'output_tokens' AS BIGINT) AS output_tokens, TRY_CAST(e.payload->>'cost_usd' AS DOUBLE) AS cost_usd,
+      TRY_CAST(e.payload->>'latency_ms' AS DOUBLE) AS latency_ms, e.context->>'parent_event_id' AS parent_event_id, 1 AS schema_version,
+      0 AS kafka_partition, o AS kafka_offset, e.payload::VARCHAR AS payload_json, e.context::VARCHAR AS context_json, e.offload::VARCHAR AS offload_json
+    FROM read_json('${duckDir}/in.json', format = 'newline_delimited', columns = {o: 'BIGINT', e: 'STRUCT(event_id VARCHAR, session_id VARCHAR, agent_id VARCHAR,
+      emitter_id VARCHAR, seq BIGINT, timestamp VARCHAR, event_type VARCHAR, status VARCHAR, payload JSON, context JSON, offload JSON)'}))
+    TO '${duckDir}/out.parquet' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 100000)`);
+  duckBytes = readFileSync(`${duckDir}/out.parquet`).byteLength;
+  const c = process.cpuUsage(c0);
+  if (pass > 0) duckCpu.push((c.user + c.system) / STAGE_N);
+}
+duck.closeSync();
+rmSync(duckDir, { recursive: true, force: true });
+
+// The design's first choice of writer, on 50k events (one pass: it is slow enough to need no warm-up).
 const sample = raw.slice(0, 50_000).map((r) => {
   const p = parseEvent(r.value);
   if (!p.ok) throw new Error(p.detail);
   return p.event;
 });
 let t = performance.now();
-const cols = new ColumnBuffer();
-sample.forEach((e, i) => cols.push(e, Date.parse(e.timestamp), i));
-const hyBytes = cols.encode(0, { rowGroupRows: 100_000, compression: 'snappy' }).byteLength;
-const hyRate = sample.length / ((performance.now() - t) / 1000);
-t = performance.now();
 // @ts-expect-error parquetjs-lite ships no types
 const parquet = (await import('parquetjs-lite')).default;
 const U = (optional = false) => ({ type: 'UTF8', compression: 'SNAPPY', optional });
@@ -110,11 +170,13 @@ const archiver = new Archiver({
   },
 });
 await archiver.start();
+const archCpu0 = process.cpuUsage();
 // Once everything is read, close() rolls the partial tail files, uploads and commits them, so the
 // time measured ends when every event is durably archived (instead of waiting out rollAgeMs).
 while (archiver.stats.consumed < N) await new Promise((r) => setTimeout(r, 20));
 await archiver.close();
 const secs = (performance.now() - assignedAt) / 1000;
+const archCpu = process.cpuUsage(archCpu0);
 const s = archiver.stats;
 if (!allCommitted(s.committed, high)) throw new Error(`not everything was committed: ${JSON.stringify(s.committed)}`);
 await deletePrefix(s3(), prefix);
@@ -144,12 +206,41 @@ const bareSecs = (performance.now() - bareT0) / 1000;
 const bareCpu = process.cpuUsage(bareCpu0);
 await new Promise<void>((res) => bare.disconnect(() => res()));
 if (bareN < N) throw new Error(`consume-only pass read ${bareN} of ${N} records within 120 s`);
+
+// A pure-JavaScript client on the same backlog, also doing nothing with the records: is a client
+// without librdkafka's per-record conversion cheaper here? (Pinned to 1.x, the last line that runs
+// on Node 20.)
+const { Consumer: PureConsumer } = await import('@platformatic/kafka');
+const pure = new PureConsumer({ groupId: uniqueName('arch-bench-pure'), clientId: 'arch-bench-pure', bootstrapBrokers: [...stack.brokers], maxBytes: 64 * 1024 * 1024, maxWaitTime: 200 });
+const pureStream = await pure.consume({ topics: [topic], mode: 'earliest', autocommit: false, isolationLevel: 1 });
+let pureN = 0;
+let pureT0 = 0;
+let pureCpu0 = process.cpuUsage();
+const pureDeadline = setTimeout(() => void pureStream.close(), 120_000);
+for await (const m of pureStream) {
+  if (pureN === 0) {
+    pureT0 = performance.now();
+    pureCpu0 = process.cpuUsage();
+  }
+  if (m.value === undefined) throw new Error('pure-JS client returned a record without a value');
+  if (++pureN >= N) break;
+}
+clearTimeout(pureDeadline);
+const pureSecs = (performance.now() - pureT0) / 1000;
+const pureCpu = process.cpuUsage(pureCpu0);
+await pureStream.close();
+await pure.close();
+if (pureN < N) throw new Error(`pure-JS consume-only pass read ${pureN} of ${N} records within 120 s`);
 await deleteTopic(topic);
 await deleteTopic(`${topic}.dlq`);
 
+const cpuPer = (c: NodeJS.CpuUsage) => (c.user + c.system) / N;
 const f = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 console.log(`events: ${f(N)} in ${PARTITIONS} partitions, ${WORKERS} encode workers (backlog produced in ${f(produceSecs, 1)} s)`);
-console.log(`archive throughput (assignment -> all uploaded and committed): ${f(N / secs)} events/s  (${f(secs, 2)} s, ${s.files} files)`);
+console.log(`archive throughput (assignment -> all uploaded and committed): ${f(N / secs)} events/s  (${f(secs, 2)} s, ${s.files} files); archiver process CPU ${f(cpuPer(archCpu), 1)} µs/event`);
 console.log(`raw JSON: ${f(rawBytes / N, 1)} bytes/event; Parquet: ${f(s.bytes / s.rows, 1)} bytes/event; ratio ${f(rawBytes / s.bytes, 1)}:1`);
-console.log(`client only (consume, nothing else): ${f(N / bareSecs)} records/s, ${f((bareCpu.user + bareCpu.system) / N, 1)} µs of CPU per record`);
-console.log(`encoder only, 50k events: hyparquet-writer ${f(hyRate)} rows/s, ${f(hyBytes / sample.length, 1)} B/row; parquetjs-lite ${f(plRate)} rows/s, ${f(plBytes / sample.length, 1)} B/row`);
+console.log(`budget: 100k events/s on ${availableParallelism()} cores leaves ${f((availableParallelism() * 1e6) / 100_000, 1)} µs of CPU per event for broker, S3 server and archiver together`);
+console.log(`encode workers' work, one thread, warm (median of 3 x ${f(STAGE_N)}): validate ${f(stage.validate, 1)} µs + columns ${f(stage.columns, 1)} µs + Parquet ${f(stage.encode, 1)} µs = ${f(stage.validate + stage.columns + stage.encode, 1)} µs/event (${f(stage.bytes, 1)} B/row)`);
+console.log(`client only (consume, nothing else): librdkafka ${f(N / bareSecs)} records/s, ${f(cpuPer(bareCpu), 1)} µs of CPU per record; pure-JS @platformatic/kafka ${f(N / pureSecs)} records/s, ${f(cpuPer(pureCpu), 1)} µs`);
+console.log(`native writer for scale (no validation): DuckDB JSON -> Parquet, one thread, ${f(median(duckCpu), 1)} µs of CPU/event, ${f(duckBytes / STAGE_N, 1)} B/row`);
+console.log(`design's first writer: parquetjs-lite ${f(plRate)} rows/s, ${f(plBytes / sample.length, 1)} B/row (50k events, one pass)`);

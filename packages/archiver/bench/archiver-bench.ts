@@ -7,7 +7,8 @@
  * To show where that CPU goes against the machine's budget, it also measures, on the same events:
  * - the encode workers' work per event on one thread (validation, column building, Parquet);
  * - the Kafka client alone: the backlog consumed with the archiver's consumer settings and nothing
- *   done with the records, with librdkafka (the archiver's client) and with a pure-JS client;
+ *   done with the records, with librdkafka (the archiver's client) and with a pure-JS client, and
+ *   the floor for any client (fetch-floor.ts: Fetch requests, record batches walked in place);
  * - a native writer for scale (DuckDB, JSON to Parquet, no validation);
  * - parquetjs-lite, the design's original choice of writer.
  */
@@ -18,6 +19,7 @@ import { rdkafkaConfig } from '@agenttrace/common';
 import { Archiver, ColumnBuffer } from '../src/index.js';
 import { createTopic, deleteTopic, produceRaw, stack, uniqueName } from '../../../test-support/stack.js';
 import { allCommitted, deletePrefix, highWatermarks, s3 } from '../test/helpers.js';
+import { fetchFloor } from './fetch-floor.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -231,6 +233,10 @@ const pureCpu = process.cpuUsage(pureCpu0);
 await pureStream.close();
 await pure.close();
 if (pureN < N) throw new Error(`pure-JS consume-only pass read ${pureN} of ${N} records within 120 s`);
+
+// The floor for any client: Fetch requests straight to the broker, batches walked in place.
+const floor = await fetchFloor(stack.brokers[0]!, topic, PARTITIONS, N);
+if (floor.records !== N || floor.valueBytes !== rawBytes) throw new Error(`fetch floor read ${floor.records} records / ${floor.valueBytes} bytes, expected ${N} / ${rawBytes}`);
 await deleteTopic(topic);
 await deleteTopic(`${topic}.dlq`);
 
@@ -241,6 +247,6 @@ console.log(`archive throughput (assignment -> all uploaded and committed): ${f(
 console.log(`raw JSON: ${f(rawBytes / N, 1)} bytes/event; Parquet: ${f(s.bytes / s.rows, 1)} bytes/event; ratio ${f(rawBytes / s.bytes, 1)}:1`);
 console.log(`budget: 100k events/s on ${availableParallelism()} cores leaves ${f((availableParallelism() * 1e6) / 100_000, 1)} µs of CPU per event for broker, S3 server and archiver together`);
 console.log(`encode workers' work, one thread, warm (median of 3 x ${f(STAGE_N)}): validate ${f(stage.validate, 1)} µs + columns ${f(stage.columns, 1)} µs + Parquet ${f(stage.encode, 1)} µs = ${f(stage.validate + stage.columns + stage.encode, 1)} µs/event (${f(stage.bytes, 1)} B/row)`);
-console.log(`client only (consume, nothing else): librdkafka ${f(N / bareSecs)} records/s, ${f(cpuPer(bareCpu), 1)} µs of CPU per record; pure-JS @platformatic/kafka ${f(N / pureSecs)} records/s, ${f(cpuPer(pureCpu), 1)} µs`);
+console.log(`client only (consume, nothing else): librdkafka ${f(N / bareSecs)} records/s, ${f(cpuPer(bareCpu), 1)} µs of CPU per record; pure-JS @platformatic/kafka ${f(N / pureSecs)} records/s, ${f(cpuPer(pureCpu), 1)} µs; floor (Fetch requests, batches walked in place) ${f(N / floor.seconds)} records/s, ${f(floor.cpuMicros / N, 1)} µs`);
 console.log(`native writer for scale (no validation): DuckDB JSON -> Parquet, one thread, ${f(median(duckCpu), 1)} µs of CPU/event, ${f(duckBytes / STAGE_N, 1)} B/row`);
 console.log(`design's first writer: parquetjs-lite ${f(plRate)} rows/s, ${f(plBytes / sample.length, 1)} B/row (50k events, one pass)`);

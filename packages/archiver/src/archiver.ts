@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, Producer, TopicPartition } from '@confluentinc/kafka-javascript';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -89,6 +90,10 @@ export class Archiver {
   constructor(options: ArchiverOptions = {}) {
     this.#o = resolveArchiverOptions(options);
     this.#s3 = createS3Client(this.#o.s3);
+    // Each partition's upload chain listens on this signal twice while it works (the retry and
+    // the S3 request; both remove their listener when done), so a topic with more than five
+    // partitions passes Node's default of 10 and logs a false "possible memory leak" warning.
+    setMaxListeners(0, this.#abort.signal);
   }
 
   get options(): Readonly<ResolvedArchiverOptions> {

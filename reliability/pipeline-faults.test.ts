@@ -42,6 +42,16 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/**
+ * "Never blocked": recording stays an enqueue while brokers are down. A call that waited on Kafka
+ * would take a round trip or a retry backoff (tens of ms to seconds), so these bounds separate
+ * blocking from scheduling noise: the test process shares 2 cores with brokers restarting, and a
+ * p99 under 1 ms (usual here) failed once at 1.27 ms under CPU pressure from outside the machine's
+ * own work. The hot path's own latency is measured by the tracer bench (p99 in microseconds).
+ */
+const NEVER_BLOCKED_P99_MS = 10;
+/** The max allows for a GC pause of the test process on a loaded 2-core machine. */
+const NEVER_BLOCKED_MAX_MS = 250;
 
 interface Pipeline {
   topic: string;
@@ -157,10 +167,8 @@ describe('single broker', () => {
     expect(result.closeErrors).toEqual([]);
     expect(v.redis).toMatchObject({ lost: 0, duplicated: 0, reordered: 0 });
     expect(v.archive).toMatchObject({ lost: 0, duplicated: 0, reordered: 0 });
-    // Never blocked: recording stays an enqueue while the broker is down (p99 well under a
-    // millisecond); the max allows for a GC pause of the test process on a loaded 2-core machine.
-    expect(result.p99CallMs).toBeLessThan(1);
-    expect(result.maxCallMs).toBeLessThan(250);
+    expect(result.p99CallMs).toBeLessThan(NEVER_BLOCKED_P99_MS);
+    expect(result.maxCallMs).toBeLessThan(NEVER_BLOCKED_MAX_MS);
   }, 240_000);
 
   it('scenario 3: broker down longer than the buffer window — the agent gets the documented error; nothing unreported is missing', async () => {
@@ -482,7 +490,7 @@ describe('three brokers, replication factor 3, min.insync.replicas=2', () => {
     expect(result.reportedFailed.size).toBe(0);
     expect(v.redis).toMatchObject({ lost: 0, duplicated: 0, reordered: 0 });
     expect(v.archive).toMatchObject({ lost: 0, duplicated: 0, reordered: 0 });
-    expect(result.p99CallMs).toBeLessThan(1);
-    expect(result.maxCallMs).toBeLessThan(250);
+    expect(result.p99CallMs).toBeLessThan(NEVER_BLOCKED_P99_MS);
+    expect(result.maxCallMs).toBeLessThan(NEVER_BLOCKED_MAX_MS);
   }, 300_000);
 });

@@ -13,8 +13,11 @@
  * - parquetjs-lite, the design's original choice of writer.
  */
 import { newEventId, parseEvent, type AgentEvent } from '@agenttrace/contract';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { DuckDBInstance } from '@duckdb/node-api';
 import Kafka, { type Message } from '@confluentinc/kafka-javascript';
+import { Consumer as PureConsumer } from '@platformatic/kafka';
 import { rdkafkaConfig } from '@agenttrace/common';
 import { Archiver, ColumnBuffer } from '../src/index.js';
 import { createTopic, deleteTopic, produceRaw, stack, uniqueName } from '../../../test-support/stack.js';
@@ -90,9 +93,6 @@ const stage = {
 
 // A native Parquet writer on the same events, for scale: DuckDB reads them as newline-delimited
 // JSON (each wrapped with its offset) and writes the archive's columns. It validates nothing.
-const { DuckDBInstance } = await import('@duckdb/node-api');
-const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
-const { tmpdir } = await import('node:os');
 const duckDir = mkdtempSync(`${tmpdir()}/arch-bench-`);
 const duck = await (await DuckDBInstance.create(':memory:', { threads: '1' })).connect();
 const duckCpu: number[] = [];
@@ -212,7 +212,6 @@ if (bareN < N) throw new Error(`consume-only pass read ${bareN} of ${N} records 
 // A pure-JavaScript client on the same backlog, also doing nothing with the records: is a client
 // without librdkafka's per-record conversion cheaper here? (Pinned to 1.x, the last line that runs
 // on Node 20.)
-const { Consumer: PureConsumer } = await import('@platformatic/kafka');
 const pure = new PureConsumer({ groupId: uniqueName('arch-bench-pure'), clientId: 'arch-bench-pure', bootstrapBrokers: [...stack.brokers], maxBytes: 64 * 1024 * 1024, maxWaitTime: 200 });
 const pureStream = await pure.consume({ topics: [topic], mode: 'earliest', autocommit: false, isolationLevel: 1 });
 let pureN = 0;

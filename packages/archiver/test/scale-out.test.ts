@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import type { AgentEvent } from '@agenttrace/contract';
-import { Archiver, type ArchiverOptions } from '../src/index.js';
+import { Archiver } from '../src/index.js';
 import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, stack, uniqueName } from '../../../test-support/stack.js';
 import { allCommitted, deletePrefix, downloadPrefix, duck, highWatermarks, s3 } from './helpers.js';
 
@@ -27,11 +27,11 @@ async function wave(n: number): Promise<void> {
   );
 }
 
-/** An archiver of the group that records which partitions it was given. */
-function member(name: string): { archiver: Archiver; owned: Set<number>; assignments: number } {
+/** An archiver of the group that records which partitions it was given, and how often. */
+function member(name: string): { archiver: Archiver; owned: Set<number>; readonly assignments: number } {
   const owned = new Set<number>();
-  const state = { archiver: undefined as unknown as Archiver, owned, assignments: 0 };
-  const options: ArchiverOptions = {
+  let assignments = 0;
+  const archiver = new Archiver({
     kafka: { brokers: stack.brokers, clientId: name },
     topic,
     dlqTopic: `${topic}.dlq`,
@@ -42,13 +42,18 @@ function member(name: string): { archiver: Archiver; owned: Set<number>; assignm
     consumer: { 'session.timeout.ms': 10_000 },
     log: (_level, msg, fields) => {
       if (msg !== 'partitions assigned') return;
-      state.assignments += 1;
+      assignments += 1;
       for (const p of (fields?.partitions as number[] | undefined) ?? []) owned.add(p);
     },
+  });
+  archivers.push(archiver);
+  return {
+    archiver,
+    owned,
+    get assignments() {
+      return assignments;
+    },
   };
-  state.archiver = new Archiver(options);
-  archivers.push(state.archiver);
-  return state;
 }
 
 describe('two archivers in one group', () => {

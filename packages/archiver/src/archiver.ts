@@ -3,7 +3,7 @@ import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, Producer, TopicPartition } from '@confluentinc/kafka-javascript';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pRetry, { AbortError } from 'p-retry';
-import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, createS3Client, describeKafka, describeS3, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
+import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, S3Error, TOPIC_METADATA_REFRESH_MS, checkBucket, consumerConfig, createS3Client, describeKafka, describeS3, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
 import { isQueueFull, nextDlqValueLength } from './dead-letter.js';
 import { ArchiverError } from './errors.js';
 import { hourDir, objectKey, parseObjectKey, partitionFilePrefix, topicPrefix } from './layout.js';
@@ -81,6 +81,8 @@ export class Archiver {
   /** Bumped when a partition is lost, so files still in flight for it never commit. */
   readonly #generation = new Map<number, number>();
   readonly #assigned = new Set<number>();
+  /** What the archiver waits for before it can do anything (shown by /healthz), e.g. its topic's creation. */
+  #waitingFor: string | undefined;
   #pendingBytes = 0;
   #metricsPort: number | undefined;
   #lagTimer: NodeJS.Timeout | undefined;
@@ -121,8 +123,10 @@ export class Archiver {
     this.#state = 'starting';
     const o = this.#o;
     try {
-      if (o.metricsPort !== undefined) this.#metricsPort = await this.metrics.listen(o.metricsPort, o.metricsHost);
+      if (o.metricsPort !== undefined) this.#metricsPort = await this.metrics.listen(o.metricsPort, o.metricsHost, () => this.#health());
       const deadline = Date.now() + o.startTimeoutMs;
+      // S3 first: a wrong endpoint, bucket or credentials would otherwise surface at the first upload, minutes later.
+      await this.#startStep('checking the S3 bucket', deadline, () => checkBucket(this.#s3, o.s3, Math.min(10_000, o.startTimeoutMs)));
       await this.#startStep('creating the dead-letter topic', deadline, () => this.#ensureDlqTopic());
       this.#producer = await this.#startStep('connecting the dead-letter producer', deadline, () => this.#connectProducer());
       this.#pipeline = new EncodePipeline(
@@ -136,6 +140,7 @@ export class Archiver {
       );
       await this.#pipeline.start();
       this.#consumer = await this.#startStep('connecting the consumer', deadline, () => this.#connectConsumer());
+      await this.#checkTopic();
     } catch (err) {
       await this.#teardown();
       this.#state = 'closed';
@@ -167,17 +172,47 @@ export class Archiver {
       try {
         return await fn();
       } catch (err) {
-        const retryable = !isPermanentStartError(err);
+        const storage = err instanceof S3Error;
+        const retryable = storage ? err.retryable : !isPermanentStartError(err);
         const wait = Math.min(START_RETRY_MAX_MS, START_RETRY_MIN_MS * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
         if (!retryable || this.#stopping || Date.now() + wait > deadline) {
           const tail = retryable && !this.#stopping ? ` (still failing after ${attempt} attempts in ${o.startTimeoutMs} ms)` : '';
+          if (storage) throw new ArchiverError('STORAGE_FAILED', `could not start the archiver: ${what}: ${errorMessage(err)}${tail}`, { cause: err, retryable });
           throw new ArchiverError('CONSUMER_FAILED', `could not start the archiver on ${describeKafka(o.kafka)}: ${what}: ${errorMessage(err)}${tail}`, { cause: err, retryable });
         }
         this.metrics.startRetries.inc();
-        o.log('warn', `${what} failed; retrying`, { attempt, retryInMs: Math.round(wait), error: errorMessage(err) });
+        // One line per step, not one per attempt: the final failure (or success) says the rest.
+        if (attempt === 1) o.log('warn', `${what} failed; retrying for up to ${Math.round((deadline - Date.now()) / 1000)} s`, { error: errorMessage(err) });
         await this.#startSleep(wait);
       }
     }
+  }
+
+  /**
+   * A consumer subscribed to a topic that does not exist yet idles quietly until it appears: say
+   * so once, and let /healthz name what it waits for until partitions arrive.
+   */
+  async #checkTopic(): Promise<void> {
+    const admin = new KafkaAdmin(this.#o.kafka);
+    try {
+      if ((await admin.partitionCount(this.#o.topic)) !== undefined) return;
+      this.#waitingFor = `topic ${this.#o.topic} to be created`;
+      this.#o.log('warn', `waiting for topic ${this.#o.topic} to be created; it is picked up within ${TOPIC_METADATA_REFRESH_MS / 1000} s of its creation`);
+    } catch (err) {
+      this.#o.log('warn', `could not check that topic ${this.#o.topic} exists`, { error: errorMessage(err) });
+    } finally {
+      admin.close();
+    }
+  }
+
+  /** What /healthz shows: 503 while the archiver is not running or waits for its topic. */
+  #health(): { ok: boolean; [k: string]: unknown } {
+    return {
+      ok: this.#state === 'running' && this.#waitingFor === undefined,
+      state: this.#state,
+      ...(this.#waitingFor ? { waiting: this.#waitingFor } : {}),
+      assigned: [...this.#assigned].sort((a, b) => a - b),
+    };
   }
 
   /** A backoff pause that close() cuts short. */
@@ -282,7 +317,7 @@ export class Archiver {
     const o = this.#o;
     const consumer = new Kafka.KafkaConsumer(
       {
-        ...rdkafkaConfig({ ...o.kafka, clientId: o.kafka.clientId ?? 'agenttrace-archiver' }),
+        ...consumerConfig({ ...o.kafka, clientId: o.kafka.clientId ?? 'agenttrace-archiver' }),
         'group.id': o.groupId,
         ...(o.instanceId ? { 'group.instance.id': o.instanceId } : {}),
         'enable.auto.commit': false,
@@ -306,6 +341,7 @@ export class Archiver {
   /** `consumer` is passed in: during disconnect #consumer is already cleared but the revoke must still be answered. */
   #onRebalance(consumer: KafkaConsumer, err: LibrdKafkaError, assignment: TopicPartition[]): void {
     if (err.code === ERR_ASSIGN) {
+      if (assignment.length > 0) this.#waitingFor = undefined;
       for (const tp of assignment) this.#assigned.add(tp.partition);
       this.#o.log('info', 'partitions assigned', { partitions: assignment.map((tp) => tp.partition) });
       try {

@@ -7,6 +7,7 @@ export type ArchiverErrorCode =
   | 'COMMIT_FAILED' // Kafka refused an offset commit (the range is replayed and its object overwritten)
   | 'ENCODE_FAILED' // a Parquet file could not be encoded
   | 'CONSUMER_FAILED' // the Kafka consumer could not connect or subscribe
+  | 'STORAGE_FAILED' // the S3 bucket check at start-up failed: endpoint unreachable, no such bucket, or access denied
   | 'CLOSE_TIMEOUT' // close() gave up waiting for uploads; their ranges stay uncommitted and are replayed
   | 'ARCHIVER_STATE' // start() on a closed archiver, or twice
   | 'ARCHIVE_READ_FAILED'; // readArchivedSession could not list or read the archive

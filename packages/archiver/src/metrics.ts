@@ -24,14 +24,15 @@ export class ArchiverMetrics {
     buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
     registers: [this.registry],
   });
-  readonly #http = new MetricsHttpServer(this.registry);
+  #http: MetricsHttpServer | undefined;
 
-  /** Serves /metrics and /healthz; resolves with the bound port. */
-  listen(port: number, host: string): Promise<number> {
+  /** Serves /metrics and /healthz (`health` says what the archiver waits for); resolves with the bound port. */
+  listen(port: number, host: string, health?: () => { ok: boolean; [k: string]: unknown }): Promise<number> {
+    this.#http ??= new MetricsHttpServer(this.registry, health);
     return this.#http.listen(port, host);
   }
 
-  close(): Promise<void> {
-    return this.#http.close();
+  async close(): Promise<void> {
+    await this.#http?.close();
   }
 }

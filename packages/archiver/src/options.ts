@@ -127,7 +127,7 @@ export const ARCHIVER_DEFAULTS = {
   retryMinMs: 200,
   retryMaxMs: 30_000,
   dlqGiveUpMs: 900_000,
-  startTimeoutMs: 300_000,
+  startTimeoutMs: 30_000,
   encodeWorkers: 2,
   consumeBatch: 10_000,
   closeTimeoutMs: 60_000,

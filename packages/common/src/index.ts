@@ -9,6 +9,8 @@ export {
   kafkaConnectionFromEnv,
   validateKafkaConnection,
   rdkafkaConfig,
+  consumerConfig,
+  TOPIC_METADATA_REFRESH_MS,
   securityProtocolOf,
   describeKafka,
 } from './kafka.js';
@@ -25,6 +27,7 @@ export {
   restoreOffloads,
 } from './s3.js';
 export type { S3Options } from './s3.js';
+export { checkBucket } from './s3-check.js';
 export { redisKeys, DEFAULT_REDIS_PREFIX } from './redis-keys.js';
 export type { RedisKeys, SessionMeta } from './redis-keys.js';
 export {
@@ -42,5 +45,5 @@ export {
 export { resolveSettings, loadConfigFile, describeRedisUrl, ConfigError, SETTINGS_DEFAULTS } from './settings.js';
 export { SETTINGS_OPTIONS, SETTINGS_HELP, settingsFromFlags } from './cli-settings.js';
 export { MetricsHttpServer } from './metrics-server.js';
-export type { MetricsSource } from './metrics-server.js';
+export type { MetricsSource, HealthReport } from './metrics-server.js';
 export type { AgentTraceSettings, SettingsFlags, ConfigFile } from './settings.js';

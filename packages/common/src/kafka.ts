@@ -101,6 +101,18 @@ export function rdkafkaConfig(conn: KafkaConnectionOptions): GlobalConfig {
   return cfg as GlobalConfig;
 }
 
+/**
+ * How often a consumer refreshes the metadata of the topics it subscribed to. librdkafka's default
+ * is 5 minutes, so a service started before its topic exists would idle that long after the topic
+ * is created; one small metadata request every few seconds is the price of noticing in seconds.
+ */
+export const TOPIC_METADATA_REFRESH_MS = 5_000;
+
+/** librdkafka settings of a group consumer: the connection's, plus the metadata refresh above (user overrides win). */
+export function consumerConfig(conn: KafkaConnectionOptions): GlobalConfig {
+  return rdkafkaConfig({ ...conn, rdkafka: { 'topic.metadata.refresh.interval.ms': TOPIC_METADATA_REFRESH_MS, ...conn.rdkafka } });
+}
+
 /** A description of a connection that is safe to print: brokers and protocol, never credentials. */
 export function describeKafka(conn: Pick<KafkaConnectionOptions, 'brokers' | 'securityProtocol' | 'sasl'>): string {
   const proto = conn.securityProtocol ?? (conn.sasl ? 'sasl_plaintext' : 'plaintext');

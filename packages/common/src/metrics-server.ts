@@ -7,13 +7,16 @@ export interface MetricsSource {
   readonly contentType: string;
 }
 
-/** Serves `/metrics` (Prometheus text) and `/healthz` for a service. */
+/** What `/healthz` reports: a bare verdict, or a verdict with details (served as JSON). */
+export type HealthReport = boolean | { ok: boolean; [detail: string]: unknown };
+
+/** Serves `/metrics` (Prometheus text) and `/healthz` for a service (503 when not ok). */
 export class MetricsHttpServer {
   readonly #source: MetricsSource;
-  readonly #healthy: () => boolean;
+  readonly #healthy: () => HealthReport;
   #server: Server | undefined;
 
-  constructor(source: MetricsSource, healthy: () => boolean = () => true) {
+  constructor(source: MetricsSource, healthy: () => HealthReport = () => true) {
     this.#source = source;
     this.#healthy = healthy;
   }
@@ -28,8 +31,9 @@ export class MetricsHttpServer {
           (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(err)}\n`),
         );
       } else if (path === '/healthz') {
-        const ok = this.#healthy();
-        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
+        const report = this.#healthy();
+        if (typeof report === 'boolean') res.writeHead(report ? 200 : 503, { 'content-type': 'text/plain' }).end(report ? 'ok\n' : 'unhealthy\n');
+        else res.writeHead(report.ok ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(report)}\n`);
       } else {
         res.writeHead(404).end();
       }

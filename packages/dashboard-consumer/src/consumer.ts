@@ -1,7 +1,7 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, TopicPartition } from '@confluentinc/kafka-javascript';
 import { parseEvent } from '@agenttrace/contract';
-import { DLQ_HEADER_TRUNCATED_FROM, DLQ_TRUNCATE_BYTES, KafkaAdmin, describeKafka, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
+import { DLQ_HEADER_TRUNCATED_FROM, DLQ_TRUNCATE_BYTES, KafkaAdmin, TOPIC_METADATA_REFRESH_MS, consumerConfig, describeKafka, dlqHeaders, errorMessage, isTooLarge, kafkaError } from '@agenttrace/common';
 import { AlertDispatcher, type Alert } from './alerts.js';
 import { buildPlan, dropApplied, type GoodRecord, type SkippedRecord } from './batch.js';
 import { DashboardError } from './errors.js';
@@ -65,6 +65,8 @@ export class DashboardConsumer {
   #wake = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #assigned = new Set<number>();
+  /** What the consumer waits for before it can do anything (shown by /healthz), e.g. its topic's creation. */
+  #waitingFor: string | undefined;
   readonly #applied = new Map<number, number>();
   readonly #committed = new Map<number, number>();
   #rebalanceGen = 0;
@@ -195,7 +197,8 @@ export class DashboardConsumer {
 
   #health(): { ok: boolean; [k: string]: unknown } {
     return {
-      ok: this.#state === 'running',
+      ok: this.#state === 'running' && this.#waitingFor === undefined,
+      ...(this.#waitingFor ? { waiting: this.#waitingFor } : {}),
       state: this.#state,
       redis: this.#store.ready ? 'up' : 'down',
       paused: this.#paused,
@@ -222,7 +225,7 @@ export class DashboardConsumer {
   async #connectConsumer(): Promise<void> {
     const o = this.options;
     const conf: Record<string, unknown> = {
-      ...rdkafkaConfig({ ...o.kafka, clientId: `${o.kafka.clientId ?? 'agenttrace-dashboard'}-consumer` }),
+      ...consumerConfig({ ...o.kafka, clientId: `${o.kafka.clientId ?? 'agenttrace-dashboard'}-consumer` }),
       'group.id': o.group,
       'enable.auto.commit': false,
       'enable.auto.offset.store': false,
@@ -246,6 +249,24 @@ export class DashboardConsumer {
     (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
     this.#consumer = consumer;
     consumer.subscribe([o.topic]);
+    await this.#checkTopic();
+  }
+
+  /**
+   * A consumer subscribed to a topic that does not exist yet idles quietly until it appears: say
+   * so once, and let /healthz name what it waits for until partitions arrive.
+   */
+  async #checkTopic(): Promise<void> {
+    const admin = new KafkaAdmin(this.options.kafka);
+    try {
+      if ((await admin.partitionCount(this.options.topic)) !== undefined) return;
+      this.#waitingFor = `topic ${this.options.topic} to be created`;
+      this.#log({ level: 'warn', message: `waiting for topic ${this.options.topic} to be created; it is picked up within ${TOPIC_METADATA_REFRESH_MS / 1000} s of its creation` });
+    } catch (err) {
+      this.#log({ level: 'warn', message: `could not check that topic ${this.options.topic} exists: ${errorMessage(err)}` });
+    } finally {
+      admin.close();
+    }
   }
 
   #onRebalance(err: LibrdKafkaError | undefined, assignment: TopicPartition[]): void {
@@ -292,6 +313,7 @@ export class DashboardConsumer {
     }
     this.#paused = false;
     this.metrics.paused.set(0);
+    if (list.length > 0) this.#waitingFor = undefined;
     for (const tp of list) {
       this.#assigned.add(tp.partition);
       if (tp.offset >= 0) this.#applied.set(tp.partition, tp.offset);

@@ -1,0 +1,188 @@
+/**
+ * Every shell line of README.md and docs/*.md, and every command the demo prints under "Next,
+ * try", runs as written after the README's set-up. The demo itself runs first (`npm run demo`,
+ * on a topic of this test's own), so the sessions the commands name exist; the documents'
+ * placeholder ids (`sess_a1b2c3`, `sess_incident_<id>`, ...) are replaced by the demo's.
+ *
+ * Each documented line must be classified below. A line this file does not know fails the test:
+ * whoever adds a command to the docs says here how it is proven, or why it cannot run on one
+ * machine (the list in docs/development.md, "Commands in the documents").
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import { deleteTopic, repoRoot, runProcess, uniqueName } from '../test-support/stack.js';
+
+type How =
+  /** runs to completion with one of these exit codes */
+  | { run: number[] }
+  /** a service or a follower: runs until stopped; it must print `ready`, then stop cleanly on SIGTERM/SIGINT */
+  | { service: RegExp; signal?: NodeJS.Signals }
+  /** cannot run on one machine, with the reason (documented in docs/development.md) */
+  | { elsewhere: string };
+
+/** How each documented line is proven, matched against the line as written (before substitution). */
+const HOW: [RegExp, How][] = [
+  [/^npm (run demo|test)\b/, { elsewhere: 'the README quick start: CI runs `npm test`; this test runs the demo itself' }],
+  [/^npm run reliability\b/, { elsewhere: 'the reliability suite this test is part of' }],
+  [/^scripts\/bench /, { elsewhere: 'a benchmark (minutes of load), run by hand; figures in docs/benchmarks.md' }],
+  [/^kafka-(topics|configs)\.sh --bootstrap-server kafka:9092/, { elsewhere: 'a production cluster (kafka:9092) with Kafka command-line tools' }],
+  [/--brokers k1:9092,k2:9092/, { elsewhere: 'production hosts (k1, k2, redis-1)' }],
+  [/^(npx )?kafmirror (replicate|failover) .*--config clusters\.json/, { elsewhere: 'two clusters named in clusters.json (a DR pair); proven in packages/kafmirror/test' }],
+  [/--help\b/, { run: [0] }],
+  [/^(npx )?agenttrace-(dashboard|archiver)\b/, { service: /started/ }],
+  [/^npx kshark replay .* --follow\b/, { service: /session_end|Session /, signal: 'SIGINT' }],
+  [/^npx kdiff compare \S+ \S+ --json \| jq/, { run: [0] }],
+  [/^(npx )?kdiff compare [^-]\S* [^-]\S*/, { run: [0, 1] }],
+  [/^(npx )?kdiff (snapshot|compare) /, { run: [0, 1] }],
+  [/kdiff compare "\$SESSION_ID" .*\|\| exit 1/, { run: [0, 1] }],
+  [/^npx kshark (replay|sessions|top)\b/, { run: [0] }],
+  [/^scripts\/stack up && eval/, { run: [0] }],
+  [/^npx (tsc|vitest run) packages\/<name>/, { run: [0] }],
+];
+
+/** Shell lines of fenced sh/bash blocks (continuations joined), with the file they come from. */
+function documentedLines(): { file: string; line: string }[] {
+  const files = ['README.md', ...readdirSync(join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  const out: { file: string; line: string }[] = [];
+  for (const file of files) {
+    let inBlock = false;
+    let pending = '';
+    for (const raw of readFileSync(join(repoRoot, file), 'utf8').split('\n')) {
+      if (/^```/.test(raw)) {
+        inBlock = !inBlock && /^```(sh|bash|shell)\s*$/.test(raw);
+        continue;
+      }
+      if (!inBlock) continue;
+      const line = pending + raw.trim();
+      if (line.endsWith('\\')) {
+        pending = `${line.slice(0, -1)} `;
+        continue;
+      }
+      pending = '';
+      if (line === '' || line.startsWith('#')) continue;
+      out.push({ file, line });
+    }
+  }
+  return out;
+}
+
+function howOf(line: string): How | undefined {
+  return HOW.find(([re]) => re.test(line))?.[1];
+}
+
+const topic = uniqueName('docs');
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  NO_COLOR: '1',
+  AGENTTRACE_TOPIC: topic,
+  AGENTTRACE_S3_PREFIX: topic,
+  // Services' metrics on any free port, so a service left by someone else cannot collide.
+  AGENTTRACE_METRICS_PORT: '0',
+  AGENTTRACE_ARCHIVER_METRICS_PORT: '0',
+  SLACK_WEBHOOK: 'http://127.0.0.1:9/webhook',
+};
+const ids = { incident: '', normal: '', other: '' };
+let demoOut = '';
+const made: string[] = [];
+
+function substitute(line: string): string {
+  return line
+    .replace(/sess_incident_<id>|sess_a1b2c3|sess_bad/g, ids.incident)
+    .replace(/sess_<run>_0042|sess_b4c5d6|sess_ok|sess_good|sess_nightly/g, ids.normal)
+    .replace(/sess_new/g, ids.other)
+    .replace(/packages\/<name>/g, 'packages/contract');
+}
+
+/**
+ * Runs a shell line until it prints `ready`, then stops it with `signal`; returns its exit code and
+ * output. The line runs in a process group of its own (npx starts the bin as its child), and the
+ * signal goes to that group: what a terminal's Ctrl-C or a service manager's stop does.
+ */
+function runService(line: string, ready: RegExp, signal: NodeJS.Signals): Promise<{ code: number | null; out: string; sawReady: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', `exec ${line}`], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const group = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, sig);
+      } catch {
+        // already gone
+      }
+    };
+    let out = '';
+    let sawReady = false;
+    const give = setTimeout(() => group('SIGKILL'), 60_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (!sawReady && ready.test(out)) {
+        sawReady = true;
+        group(signal);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('error', reject);
+    child.on('close', (code, sig) => {
+      clearTimeout(give);
+      resolve({ code: code ?? (sig ? 128 + (osConstants.signals[sig] ?? 0) : null), out, sawReady });
+    });
+  });
+}
+
+beforeAll(async () => {
+  const demo = await runProcess('npm', ['run', 'demo'], { env: { ...env, AGENTTRACE_DEMO_SKIP_SETUP: '1', DEMO_SESSIONS: '20', DEMO_RETRIES: '40' }, cwd: repoRoot, timeoutMs: 300_000 });
+  demoOut = demo.stdout;
+  expect(demo.code, `npm run demo failed:\n${demo.stdout.slice(-2000)}\n${demo.stderr}`).toBe(0);
+  ids.incident = /npx kshark replay (sess_incident_\S+)/.exec(demoOut)?.[1] ?? '';
+  const normals = [...demoOut.matchAll(/npx kshark replay (sess_(?!incident)\S+)/g)].map((m) => m[1] ?? '');
+  ids.normal = normals[0] ?? '';
+  const list = await runProcess('npx', ['--no-install', 'kshark', 'sessions', '--status', 'completed', '--limit', '5', '--json'], { env, cwd: repoRoot });
+  const listed = (JSON.parse(list.stdout) as { sessions: { session_id: string }[] }).sessions.map((s) => s.session_id);
+  ids.other = listed.find((s) => s !== ids.normal) ?? '';
+  expect(ids).toEqual({ incident: expect.stringMatching(/^sess_incident_/), normal: expect.stringMatching(/^sess_/), other: expect.stringMatching(/^sess_/) });
+}, 360_000);
+
+afterAll(async () => {
+  for (const f of made) rmSync(join(repoRoot, f), { force: true });
+  await deleteTopic(topic).catch(() => undefined);
+});
+
+describe('commands in the documents', () => {
+  const lines = documentedLines();
+
+  it('are all classified here (a new documented command says how it is proven)', () => {
+    const unknown = lines.filter(({ line }) => !howOf(line)).map(({ file, line }) => `${file}: ${line}`);
+    expect(unknown).toEqual([]);
+  });
+
+  it("the demo's \"Next, try\" lines run", async () => {
+    const next = demoOut.split('==> Next, try')[1] ?? '';
+    const commands = next.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('npx '));
+    expect(commands.length).toBeGreaterThanOrEqual(5);
+    for (const command of commands) {
+      const r = await runProcess('bash', ['-c', command], { env, cwd: repoRoot, timeoutMs: 60_000 });
+      expect(r.code, `${command}\n${r.stderr}`).toBe(0);
+      expect(r.stdout.length, command).toBeGreaterThan(0);
+    }
+  }, 300_000);
+
+  for (const { file, line } of lines) {
+    const how = howOf(line);
+    if (!how || 'elsewhere' in how) continue;
+    it(`${file}: ${line}`, async () => {
+      const command = substitute(line);
+      for (const f of ['expected.json', 'expected-steps.json']) if (command.includes(f) && !existsSync(join(repoRoot, f))) made.push(f);
+      if ('run' in how) {
+        const r = await runProcess('bash', ['-o', 'pipefail', '-c', command], { env: { ...env, SESSION_ID: ids.normal }, cwd: repoRoot, timeoutMs: 120_000 });
+        expect(how.run, `${command} exited ${r.code}\n${r.stderr}`).toContain(r.code);
+        expect(`${r.stdout}${r.stderr}`.length, command).toBeGreaterThan(0);
+      } else {
+        const r = await runService(command, how.service, how.signal ?? 'SIGTERM');
+        expect(r.sawReady, `${command} never printed ${String(how.service)}:\n${r.out}`).toBe(true);
+        expect(r.code, `${command} did not stop cleanly:\n${r.out}`).toBe(0);
+      }
+    }, 180_000);
+  }
+});

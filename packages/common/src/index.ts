@@ -47,3 +47,4 @@ export { SETTINGS_OPTIONS, SETTINGS_HELP, settingsFromFlags } from './cli-settin
 export { MetricsHttpServer } from './metrics-server.js';
 export type { MetricsSource, HealthReport } from './metrics-server.js';
 export type { AgentTraceSettings, SettingsFlags, ConfigFile } from './settings.js';
+export { resolvePrices } from './prices.js';

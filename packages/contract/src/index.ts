@@ -29,3 +29,5 @@ export {
   DEFAULT_MAX_DEPTH,
 } from './validate.js';
 export type { ParseResult, ParseOptions, RejectReason } from './validate.js';
+export { DEFAULT_PRICES, priceOf, costOf, parsePriceTable, loadPriceTable } from './prices.js';
+export type { PriceTable, ModelPrice } from './prices.js';

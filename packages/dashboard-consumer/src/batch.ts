@@ -1,4 +1,4 @@
-import type { AgentEvent } from '@agenttrace/contract';
+import { costOf, type AgentEvent, type PriceTable } from '@agenttrace/contract';
 import type { RedisKeys } from '@agenttrace/common';
 import type { ResolvedAlertRules } from './options.js';
 
@@ -28,6 +28,9 @@ export interface ApplyPlan {
   eventCount: number;
 }
 
+/** A token count from an event payload (0 when absent or not a number). */
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
 export interface PlanContext {
   keys: RedisKeys;
   topic: string;
@@ -36,6 +39,8 @@ export interface PlanContext {
   rules: ResolvedAlertRules | false;
   recentAlerts: number;
   now: number;
+  /** Prices for LLM calls recorded with tokens but no cost (none: only the costs events carry). */
+  prices?: PriceTable | false;
 }
 
 /** The extra per-session key holding recent error times for the error-burst rule. */
@@ -164,6 +169,7 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
     if (typeof p.input_tokens === 'number') s.it += p.input_tokens;
     if (typeof p.output_tokens === 'number') s.ot += p.output_tokens;
     if (typeof p.cost_usd === 'number') s.cost += p.cost_usd;
+    else if (e.event_type === 'llm_call' && ctx.prices && typeof p.model === 'string') s.cost += costOf(p.model, num(p.input_tokens), num(p.output_tokens), ctx.prices) ?? 0;
     if (isError(e)) {
       s.ec += 1;
       s.et.push(ms);

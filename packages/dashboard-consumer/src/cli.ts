@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { AgentTraceError, OptionsError, errorMessage, loadConfigFile, resolveSettings, sanitizeForTerminal } from '@agenttrace/common';
+import { loadPriceTable, type PriceTable } from '@agenttrace/contract';
 import { DashboardConsumer } from './consumer.js';
 import { DashboardError } from './errors.js';
 import { DEFAULT_GROUP, DEFAULT_METRICS_PORT, type AlertRuleOptions, type DashboardConsumerOptions, type LogEntry } from './options.js';
@@ -28,6 +29,7 @@ interface Flags {
   errorBurst?: { count: number; windowMs: number } | false;
   idleMinutes?: number | false;
   webhookUrl?: string;
+  prices?: string;
   alerts?: boolean;
   statusInterval?: number;
   startTimeout?: number;
@@ -99,9 +101,22 @@ export function buildOptions(flags: Flags, env: NodeJS.ProcessEnv = process.env)
     startTimeoutMs: flags.startTimeout !== undefined ? flags.startTimeout * 1000 : section.startTimeoutMs,
     webhookUrl: flags.webhookUrl ?? env.AGENTTRACE_ALERT_WEBHOOK_URL ?? section.webhookUrl,
     alerts: alertsOff ? false : alerts,
+    prices: pricesFrom(flags.prices ?? env.AGENTTRACE_PRICES ?? (section.prices as unknown)),
   };
   for (const k of Object.keys(opts) as Array<keyof DashboardConsumerOptions>) if (opts[k] === undefined) delete opts[k];
   return opts;
+}
+
+/** `--prices FILE|off` (or a table inline in the config file): the model prices for LLM calls without a cost. */
+function pricesFrom(value: unknown): PriceTable | false | undefined {
+  if (value === undefined || value === false) return value;
+  if (value === 'off') return false;
+  if (typeof value !== 'string') return value as PriceTable;
+  try {
+    return loadPriceTable(value);
+  } catch (err) {
+    throw new OptionsError('--prices', `cannot be used: ${errorMessage(err)}`);
+  }
 }
 
 function program(): Command {
@@ -131,6 +146,7 @@ function program(): Command {
     .option('--max-tool-calls <n|off>', 'alert when one tool is called more than n times in a session (default 50)', numberOrOff('--max-tool-calls', true))
     .option('--error-burst <count/seconds|off>', 'alert on this many errors within this many seconds (default 5/60)', burst)
     .option('--idle-minutes <n|off>', 'alert when an active session has no event for n minutes (default 30)', numberOrOff('--idle-minutes', false))
+    .option('--prices <file|off>', 'model price table (JSON, USD per million tokens) for LLM calls recorded without a cost (env AGENTTRACE_PRICES; default: the shipped table, see docs/dashboard-consumer.md)')
     .option('--webhook-url <url>', 'Slack-compatible webhook for alerts (env AGENTTRACE_ALERT_WEBHOOK_URL; never printed)')
     .option('--no-alerts', 'turn every alert rule off')
     .option('--start-timeout <seconds>', 'how long startup waits for Redis and Kafka (default 30)', positiveInt('--start-timeout'))

@@ -444,7 +444,7 @@ export class DashboardConsumer {
 
   #planContext() {
     const o = this.options;
-    return { keys: this.#store.keys, topic: o.topic, group: o.group, ttlSeconds: o.ttlSeconds, rules: o.alerts, recentAlerts: o.recentAlerts, now: Date.now() };
+    return { keys: this.#store.keys, topic: o.topic, group: o.group, ttlSeconds: o.ttlSeconds, rules: o.alerts, recentAlerts: o.recentAlerts, now: Date.now(), prices: o.prices };
   }
 
   #applyDone(parts: Array<[number, number, number]>, good: GoodRecord[], alerts: string[], ts: Map<string, number>): void {

@@ -1,8 +1,9 @@
-import { DEFAULT_ALERTS_TOPIC, DEFAULT_DLQ_TOPIC, DEFAULT_MAX_RECORD_BYTES, DEFAULT_TOPIC } from '@agenttrace/contract';
+import { DEFAULT_ALERTS_TOPIC, DEFAULT_DLQ_TOPIC, DEFAULT_MAX_RECORD_BYTES, DEFAULT_TOPIC, type PriceTable } from '@agenttrace/contract';
 import {
   DEFAULT_REDIS_PREFIX,
   OptionsError,
   kafkaConnectionFromEnv,
+  resolvePrices,
   validateKafkaConnection,
   type KafkaConnectionOptions,
 } from '@agenttrace/common';
@@ -84,6 +85,11 @@ export interface DashboardConsumerOptions {
   consumer?: Record<string, string | number | boolean>;
   /** Receives log lines; default: none. */
   onLog?: (entry: LogEntry) => void;
+  /**
+   * Model prices for LLM calls recorded with tokens but no cost (default: the table shipped in
+   * @agenttrace/contract); `false` counts only the costs the events carry.
+   */
+  prices?: PriceTable | false;
 }
 
 export interface ResolvedAlertRules {
@@ -123,6 +129,7 @@ export interface ResolvedDashboardOptions {
   recentAlerts: number;
   consumer: Record<string, string | number | boolean>;
   onLog: ((entry: LogEntry) => void) | undefined;
+  prices: PriceTable | false;
 }
 
 export const DEFAULT_GROUP = 'session-dashboard';
@@ -258,5 +265,6 @@ export function resolveDashboardOptions(options: DashboardConsumerOptions = {}, 
     recentAlerts: o.recentAlerts === undefined ? d.recentAlerts : int('recentAlerts', o.recentAlerts, 1),
     consumer: o.consumer ?? {},
     onLog: o.onLog,
+    prices: resolvePrices(o.prices, 'options.prices'),
   };
 }

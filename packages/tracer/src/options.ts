@@ -1,6 +1,7 @@
-import { DEFAULT_TOPIC } from '@agenttrace/contract';
+import { DEFAULT_TOPIC, type PriceTable } from '@agenttrace/contract';
 import {
   OptionsError,
+  resolvePrices,
   kafkaConnectionFromEnv,
   s3OptionsFromEnv,
   validateKafkaConnection,
@@ -47,6 +48,11 @@ export interface TracerOptions {
   shutdownTimeoutMs?: number;
   /** librdkafka producer properties to override (batching, compression, ...). */
   producer?: Record<string, string | number | boolean>;
+  /**
+   * Model prices for the cost of LLM calls whose usage gives none (default: the table shipped in
+   * @agenttrace/contract, `DEFAULT_PRICES`); `false` records no cost unless the call gives one.
+   */
+  prices?: PriceTable | false;
 }
 
 export interface ResolvedTracerOptions {
@@ -68,6 +74,7 @@ export interface ResolvedTracerOptions {
   handleExit: boolean;
   shutdownTimeoutMs: number;
   producer: Record<string, string | number | boolean>;
+  prices: PriceTable | false;
 }
 
 export const TRACER_DEFAULTS = {
@@ -141,5 +148,6 @@ export function resolveTracerOptions(options: TracerOptions, env: NodeJS.Process
     handleExit: options.handleExit ?? TRACER_DEFAULTS.handleExit,
     shutdownTimeoutMs: positiveInt('shutdownTimeoutMs', options.shutdownTimeoutMs, TRACER_DEFAULTS.shutdownTimeoutMs, 100),
     producer: options.producer ?? {},
+    prices: resolvePrices(options.prices, 'options.prices'),
   };
 }

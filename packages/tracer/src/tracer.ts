@@ -5,6 +5,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { LibrdKafkaError } from '@confluentinc/kafka-javascript';
 import {
   SCHEMA_VERSION,
+  costOf,
   eventHeaders,
   newEventId,
   type AgentEvent,
@@ -231,6 +232,7 @@ export class AgentTracer implements DeliveryTarget {
       if (u?.outputTokens !== undefined) payload.output_tokens = Math.round(u.outputTokens);
       let cost = u?.costUsd;
       if (cost === undefined && pricing && u) cost = ((u.inputTokens ?? 0) * pricing.inputPerMillion + (u.outputTokens ?? 0) * pricing.outputPerMillion) / 1e6;
+      else if (cost === undefined && u && this.#opts.prices) cost = costOf(request.model, u.inputTokens ?? 0, u.outputTokens ?? 0, this.#opts.prices);
       if (cost !== undefined && Number.isFinite(cost) && cost >= 0) payload.cost_usd = cost;
       this.#record('llm_call', 'ok', payload, ctx, started, id);
       return result;

@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // through AGENTTRACE_* environment variables (see scripts/test).
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.{ts,tsx}', 'reliability/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.{ts,tsx}', 'reliability/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // The machine has two cores and one Kafka broker; keep parallelism modest so timing-sensitive

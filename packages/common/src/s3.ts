@@ -35,12 +35,7 @@ let sdk: typeof S3Sdk | undefined;
  * resolve to the same CommonJS build, so classes from either are the same.)
  */
 export function s3Sdk(): typeof S3Sdk {
-  if (!sdk) {
-    // The SDK warns on every start that its future versions need a newer Node: nothing a user of
-    // agenttrace can act on, and it would bury our own output. Honour an explicit setting.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    sdk = requireCjs('@aws-sdk/client-s3') as typeof S3Sdk;
-  }
+  sdk ??= requireCjs('@aws-sdk/client-s3') as typeof S3Sdk;
   return sdk;
 }
 
@@ -56,11 +51,9 @@ export function createS3Client(opts: Pick<S3Options, 'endpoint' | 'region' | 'cr
     cfg.endpoint = opts.endpoint;
     cfg.forcePathStyle = true;
   }
+  // Without explicit credentials the SDK's default chain decides (environment, profiles, roles),
+  // for a local S3-compatible server too: `scripts/stack env` exports the local server's pair.
   if (opts.credentials) cfg.credentials = opts.credentials;
-  else if (opts.endpoint && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
-    // A local S3-compatible server without configured credentials: s3rver's well-known pair.
-    cfg.credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
-  }
   return new (s3Sdk().S3Client)(cfg);
 }
 

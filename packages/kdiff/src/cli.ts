@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import './quiet-sdk.js';
 import { writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { errorMessage, OptionsError, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';

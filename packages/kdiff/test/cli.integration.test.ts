@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { AgentTracer } from '@agenttrace/tracer';
 import { createTopic, deleteTopic, makeEvent, produceRaw, repoRoot, stack, uniqueName } from '../../../test-support/stack.js';
 
-const CLI = join(repoRoot, 'packages', 'kdiff', 'dist', 'cli.js');
+// The committed entry point, what `npx kdiff` runs.
+const CLI = join(repoRoot, 'packages', 'kdiff', 'bin', 'kdiff.js');
 const HOSTILE = 'pwned\u001b[2J\u001b]0;evil-title\u0007 \u202Egnp.exe\u009b31m';
 const topic = uniqueName('kdiff-cli');
 const run = uniqueName('s');

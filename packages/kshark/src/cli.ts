@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import './quiet-warnings.js';
 import { Command, CommanderError, Option } from 'commander';
 import { errorMessage, parseTimeExpression, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';
 import type { EventType } from '@agenttrace/contract';

@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { newEventId, type AgentEvent } from '@agenttrace/contract';
 import { makeEvent, repoRoot, runNode } from '../../../test-support/stack.js';
 
-export const CLI = join(repoRoot, 'packages', 'kshark', 'dist', 'cli.js');
+// The committed entry point, what `npx kshark` runs.
+export const CLI = join(repoRoot, 'packages', 'kshark', 'bin', 'kshark.js');
 
 /** Output an agent could return to attack the terminal: clear screen, set title, bidi override. */
 export const HOSTILE = 'pwned\u001b[2J\u001b]0;evil-title\u0007 \u202Egnp.exe\u009b31m';

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { errorMessage, type AgentTraceSettings } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { SessionReader, type SessionReadResult } from '@agenttrace/sessions';
-import { compareSessions, comparisonJson } from '@agenttrace/kdiff';
+import { compareSessions, comparisonJson, type SideDescription } from '@agenttrace/kdiff';
 import { checkId, parseCursor, parseListQuery, rankByTools, readSource, sessionDocument, sessionRow } from './api.js';
 import { HttpError, ListenError } from './errors.js';
 import { LiveFeed, type SessionUpdate } from './live-feed.js';
@@ -230,8 +230,9 @@ export class WebServer {
     const [ra, rb] = await Promise.all([this.#reader.read(checkId(a, 'a'), { source: readSource(q, 'source_a') }), this.#reader.read(checkId(b, 'b'), { source: readSource(q, 'source_b') })]);
     const ignore = q.getAll('ignore').filter(Boolean);
     const cmp = compareSessions(ra.events, rb.events, ignore.length > 0 ? { ignore } : {});
-    const side = (r: SessionReadResult) => ({ session_id: r.sessionId, source: r.source, events: r.events.length, warnings: r.warnings });
-    return { ...comparisonJson(cmp, side(ra) as never, side(rb) as never), format: 'agenttrace-web.compare.v1', kdiff_format: 'kdiff.compare.v1' };
+    const side = (r: SessionReadResult): SideDescription => ({ kind: 'session', name: r.sessionId, source: r.source, events: r.events.length, warnings: r.warnings });
+    // The kdiff.compare.v1 document, as `kdiff --json` prints it.
+    return comparisonJson(cmp, side(ra), side(rb));
   }
 
   async #live(q: URLSearchParams): Promise<Record<string, unknown>> {

@@ -12,7 +12,8 @@ import { LiveFeed, type SessionUpdate } from './live-feed.js';
 import { isLoopback, resolveWebServerOptions, type ResolvedWebServerOptions, type WebServerOptions } from './options.js';
 import { authorize, hostAllowed, redact, secretsOf, securityHeaders } from './security.js';
 
-const DEFAULT_PUBLIC = fileURLToPath(new URL('./public/', import.meta.url));
+// From dist/ (the bin) and from src/ (tests run the sources) alike.
+const DEFAULT_PUBLIC = fileURLToPath(new URL('../dist/public/', import.meta.url));
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

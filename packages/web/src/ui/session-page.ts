@@ -14,6 +14,13 @@ function isOffloadRef(v: unknown): boolean {
   return typeof v === 'object' && v !== null && '$offload' in v;
 }
 
+function errorText(err: { name?: unknown; message?: unknown; stack?: unknown }): string {
+  const head = [err.name, err.message].filter((x) => typeof x === 'string').join(': ');
+  if (typeof err.stack !== 'string') return head;
+  // A JavaScript stack already starts with "Name: message".
+  return err.stack.startsWith(head) ? err.stack : `${head}\n${err.stack}`;
+}
+
 export function sessionPage(root: HTMLElement, sessionId: string, query: URLSearchParams): () => void {
   const ac = new AbortController();
   const badge = liveBadge();
@@ -189,7 +196,7 @@ export function sessionPage(root: HTMLElement, sessionId: string, query: URLSear
       field('reasoning', c.reasoning),
       field('input', p.input ?? p.task ?? p.options, e, 'payload.input'),
       field('output', p.output, e, 'payload.output'),
-      err ? field('error', [err.name, err.message].filter((x) => typeof x === 'string').join(': ') + (typeof err.stack === 'string' ? `\n${err.stack}` : '')) : null,
+      err ? field('error', errorText(err)) : null,
       r.count > 1 && r.failures > 0 ? field('failures', r.events.filter((x) => x.status === 'error').slice(0, 5).map((x) => `#${x.seq} ${fmtTime(x.timestamp)} ${String((x.payload?.error as { message?: unknown } | undefined)?.message ?? '')}`).join('\n')) : null,
     );
   };
@@ -296,7 +303,11 @@ export function sessionPage(root: HTMLElement, sessionId: string, query: URLSear
     es = new EventSource(`/api/sessions/${enc(sessionId)}/stream?cursor=${enc(JSON.stringify(doc.cursor))}`);
     es.addEventListener('ready', () => badge.set('live'));
     es.addEventListener('events', (ev) => {
-      if (addEvents(JSON.parse((ev as MessageEvent<string>).data) as AgentEvent[])) rebuild();
+      // On the last step, the view follows new steps as they arrive (like tail -f).
+      const tail = selected === rows.length - 1;
+      if (!addEvents(JSON.parse((ev as MessageEvent<string>).data) as AgentEvent[])) return;
+      rebuild();
+      if (tail) select(rows.length - 1);
     });
     es.addEventListener('warning', (ev) => append(warnings, h('li', {}, (JSON.parse((ev as MessageEvent<string>).data) as { message: string }).message)));
     es.onerror = () => badge.set('offline', 'reconnecting');

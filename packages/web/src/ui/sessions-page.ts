@@ -68,6 +68,7 @@ export function sessionsPage(root: HTMLElement, query: URLSearchParams): () => v
       render(doc.sessions);
       status.textContent = `${doc.sessions.length} sessions · source ${doc.source} · ranked by ${SORTS.find(([v]) => v === sort)?.[1] ?? sort}`;
       status.classList.remove('error');
+      document.body.dataset.ready = 'sessions';
     } catch (err) {
       if (ac.signal.aborted) return;
       status.textContent = `Could not list sessions: ${(err as Error).message}`;

@@ -55,11 +55,13 @@ export function labelOf(e: AgentEvent): string {
   }
 }
 
-/** Start time of an event's work: its timestamp is when it was recorded, after latency_ms. */
+/** An event's timestamp is when its work started (the tracer stamps the start); latency_ms is how long it took. */
 function startOf(e: AgentEvent): number {
-  const t = Date.parse(e.timestamp);
-  const lat = num(e.payload?.latency_ms);
-  return lat !== undefined && e.event_type !== 'delegation' ? t - lat : t;
+  return Date.parse(e.timestamp);
+}
+
+function endOf(e: AgentEvent): number {
+  return startOf(e) + (num(e.payload?.latency_ms) ?? 0);
 }
 
 /** Events in tree order with their depth: children follow the event named by context.parent_event_id. */
@@ -109,7 +111,7 @@ export function buildRows(events: readonly AgentEvent[], options: BuildOptions =
   let t1 = -Infinity;
   for (const e of events) {
     const s = startOf(e);
-    const t = Date.parse(e.timestamp);
+    const t = endOf(e);
     if (Number.isFinite(s)) t0 = Math.min(t0, s);
     if (Number.isFinite(t)) t1 = Math.max(t1, t);
   }
@@ -147,7 +149,8 @@ export function buildRows(events: readonly AgentEvent[], options: BuildOptions =
     const first = group[0]!;
     const last = group[group.length - 1]!;
     const startMs = Math.max(0, startOf(first) - t0);
-    const endMs = Date.parse(last.timestamp) - t0;
+    let endMs = -Infinity;
+    for (const g of group) endMs = Math.max(endMs, endOf(g) - t0);
     let cost: number | undefined;
     for (const g of group) {
       const c = num(g.payload?.cost_usd);

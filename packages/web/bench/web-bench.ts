@@ -11,7 +11,7 @@ import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { redisKeys } from '@agenttrace/common';
-import type { AgentEvent } from '@agenttrace/contract';
+import { newEventId, type AgentEvent } from '@agenttrace/contract';
 import { WebServer } from '../src/index.js';
 import { eventually, makeEvent, produceRaw, stack } from '../../../test-support/stack.js';
 import { launchBrowser } from '../test/browser.js';
@@ -55,7 +55,7 @@ try {
 
   // 2. one 10k-event session: LLM calls, tool calls, a retry loop, a sub-agent.
   const big = 'sess_bench_big';
-  const deleg = 'evt_bench_delegation';
+  const deleg = newEventId();
   const events: AgentEvent[] = [];
   const bt0 = Date.now() - 600_000;
   for (let s = 0; s < EVENTS; s++) {

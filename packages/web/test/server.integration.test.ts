@@ -12,6 +12,7 @@ import { invoiceSession, Pipeline } from './fixtures.js';
 
 const CLI = join(repoRoot, 'packages', 'web', 'dist', 'cli.js');
 const TOKEN = 'test-token-0123456789abcdef';
+const BIG_OUTPUT = `report ${'x'.repeat(40_000)}`;
 const pipeline = new Pipeline();
 let open: WebServer;
 let guarded: WebServer;
@@ -33,7 +34,12 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
 beforeAll(async () => {
   await pipeline.start();
   await invoiceSession(pipeline.tracer('sess_web_api'), 'a');
-  await pipeline.materialized({ sess_web_api: 9 });
+  // A large output: the tracer offloads it to S3 (stack settings from the environment).
+  const big = pipeline.tracer('sess_web_offload');
+  await big.trackToolCall('report.render', { id: 1 }, () => BIG_OUTPUT);
+  big.endSession({ status: 'ok' });
+  await big.flush();
+  await pipeline.materialized({ sess_web_api: 9, sess_web_offload: 3 });
   open = new WebServer(pipeline.settings(), { port: 0 });
   await open.start();
   guarded = new WebServer(pipeline.settings(), { port: 0, token: TOKEN });
@@ -74,6 +80,19 @@ describe('API', () => {
     const r = await get(`${open.url}/api/sessions/sess_nobody`);
     expect(r.status).toBe(404);
     expect(r.body).toContain('was not found (searched redis, kafka');
+  });
+
+  it('leaves offloaded payloads as references and loads one on demand', async () => {
+    const doc = JSON.parse((await get(`${open.url}/api/sessions/sess_web_offload`)).body) as { events: Array<{ event_id: string; event_type: string; payload: { output?: unknown }; offload?: { fields: string[] } }> };
+    const e = doc.events.find((x) => x.event_type === 'tool_call')!;
+    expect(e.offload?.fields).toContain('payload.output');
+    expect(e.payload.output).toMatchObject({ $offload: expect.any(Object) });
+    const r = await get(`${open.url}/api/sessions/sess_web_offload/events/${e.event_id}/payload`);
+    expect(r.status).toBe(200);
+    const loaded = JSON.parse(r.body) as { event: { payload: { output: unknown } }; warnings: string[] };
+    expect(loaded.warnings).toEqual([]);
+    expect(loaded.event.payload.output).toBe(BIG_OUTPUT);
+    expect((await get(`${open.url}/api/sessions/sess_web_offload/events/evt_nope/payload`)).status).toBe(404);
   });
 
   it('refuses other methods', async () => {

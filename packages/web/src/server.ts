@@ -54,6 +54,8 @@ export class WebServer {
   readonly #server: Server;
   readonly #streams = new Set<ServerResponse>();
   readonly #cache = new Map<string, CachedRead>();
+  /** List queries being answered: pages asking the same while one runs share its answer. */
+  readonly #inflight = new Map<string, Promise<Record<string, unknown>>>();
   #url: string | undefined;
   #closing: Promise<void> | undefined;
 
@@ -141,12 +143,12 @@ export class WebServer {
     });
     const q = url.searchParams;
     const [a, b, c, d, e] = parts;
-    if (a === 'sessions' && parts.length === 1) return this.#json(res, await this.#list(q));
+    if (a === 'sessions' && parts.length === 1) return this.#json(res, await this.#shared(`sessions?${q.toString()}`, () => this.#list(q)));
     if (a === 'sessions' && b !== undefined && parts.length === 2) return this.#json(res, await this.#session(checkId(b, 'session id'), q));
     if (a === 'sessions' && b !== undefined && c === 'stream' && parts.length === 3) return this.#sessionStream(req, res, checkId(b, 'session id'), q);
     if (a === 'sessions' && b !== undefined && c === 'events' && d !== undefined && e === 'payload' && parts.length === 5) return this.#json(res, await this.#payload(checkId(b, 'session id'), d, q));
     if (a === 'compare' && parts.length === 1) return this.#json(res, await this.#compare(q));
-    if (a === 'live' && parts.length === 1) return this.#json(res, await this.#live(q));
+    if (a === 'live' && parts.length === 1) return this.#json(res, await this.#shared(`live?${q.toString()}`, () => this.#live(q)));
     if (a === 'stream' && parts.length === 1) return this.#updatesStream(req, res);
     if (a === 'config' && parts.length === 1) return this.#json(res, this.#config());
     throw new HttpError(404, 'NOT_FOUND', `no API ${path}`);
@@ -191,6 +193,19 @@ export class WebServer {
       sources: { redis: this.#reader.describe('redis'), kafka: this.#reader.describe('kafka'), archive: this.#reader.describe('archive') },
       token_required: this.#opts.token !== undefined,
     };
+  }
+
+  /**
+   * Every open page refetches its list when the change feed announces an update, so a hundred
+   * pages ask the same question at once; they share one answer instead of a hundred Redis scans.
+   * Nothing is cached past the moment the answer is ready.
+   */
+  #shared(key: string, run: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+    const running = this.#inflight.get(key);
+    if (running) return running;
+    const p = run().finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, p);
+    return p;
   }
 
   async #list(q: URLSearchParams): Promise<Record<string, unknown>> {

@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { resolveSettings } from '@agenttrace/common';
 import { WebServer } from '../src/index.js';
-import { repoRoot, runNode, stack } from '../../../test-support/stack.js';
+import { eventually, repoRoot, runNode, stack } from '../../../test-support/stack.js';
 import { invoiceSession, Pipeline } from './fixtures.js';
 
 const CLI = join(repoRoot, 'packages', 'web', 'dist', 'cli.js');
@@ -60,7 +60,8 @@ describe('API', () => {
     expect(r.headers['x-content-type-options']).toBe('nosniff');
     const doc = JSON.parse(r.body) as { source: string; sessions: Array<{ session_id: string; tool_calls: number; status: string }> };
     expect(doc.source).toBe('redis');
-    expect(doc.sessions).toEqual([expect.objectContaining({ session_id: 'sess_web_api', tool_calls: 4, status: 'completed' })]);
+    // Ranked by tool calls: 4 before 1.
+    expect(doc.sessions).toEqual([expect.objectContaining({ session_id: 'sess_web_api', tool_calls: 4, status: 'completed' }), expect.objectContaining({ session_id: 'sess_web_offload', tool_calls: 1, status: 'completed' })]);
     expect(JSON.parse((await get(`${open.url}/api/sessions?min_cost=5`)).body)).toMatchObject({ sessions: [] });
   });
 
@@ -98,6 +99,41 @@ describe('API', () => {
   it('refuses other methods', async () => {
     const res = await fetch(`${open.url}/api/sessions`, { method: 'POST' });
     expect(res.status).toBe(405);
+  });
+});
+
+describe('live pages', () => {
+  it('one server feeds 100 open pages: every stream gets the update of a newly traced step', async () => {
+    const CLIENTS = 100;
+    const got = new Set<number>();
+    let ready = 0;
+    const reqs = Array.from({ length: CLIENTS }, (_, c) => {
+      const req = request(`${open.url}/api/stream`, (res) => {
+        res.setEncoding('utf8');
+        let buf = '';
+        res.on('data', (d: string) => {
+          buf += d;
+          if (buf.includes('event: ready') && !buf.includes('counted')) {
+            ready++;
+            buf += 'counted';
+          }
+          if (buf.includes('"session_id":"sess_web_fanout"')) got.add(c);
+        });
+      });
+      req.on('error', () => undefined);
+      req.end();
+      return req;
+    });
+    try {
+      await eventually('100 streams subscribed', () => ready === CLIENTS, 30_000, 20);
+      expect(open.openStreams).toBe(CLIENTS);
+      const t = pipeline.tracer('sess_web_fanout');
+      await t.trackToolCall('fanout.tool', {}, () => 1);
+      await eventually('the update on every stream', () => got.size === CLIENTS, 30_000, 20);
+    } finally {
+      for (const r of reqs) r.destroy();
+    }
+    await eventually('streams closed', () => open.openStreams === 0, 10_000, 20);
   });
 });
 

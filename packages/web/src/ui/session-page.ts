@@ -283,6 +283,7 @@ export function sessionPage(root: HTMLElement, sessionId: string, query: URLSear
       badge.set('offline');
       return;
     }
+    performance.mark('session-fetched');
     addEvents(doc.events);
     for (const w of doc.warnings) append(warnings, h('li', {}, w));
     const b = buildRows(events, { unfolded });

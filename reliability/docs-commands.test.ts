@@ -38,6 +38,7 @@ const HOW: [RegExp, How][] = [
   [/--help\b/, { run: [0] }],
   [/^(npx )?agenttrace-dashboard\b/, { service: /started/, stopped: /stopped after applying/ }],
   [/^(npx )?agenttrace-archiver\b/, { service: /archiver started/, stopped: /stopped: \d+ files/ }],
+  [/(^|\s)npx agenttrace-web\b/, { service: /agenttrace-web listening on/, stopped: /agenttrace-web listening on/ }],
   [/^npx kshark replay .* --follow\b/, { service: /following \S+ \(Ctrl-C to stop\)/, stopped: /Session sess_/, signal: 'SIGINT' }],
   [/^npx kdiff compare \S+ \S+ --json \| jq/, { run: [0, 1] }],
   [/^(npx )?kdiff compare [^-]\S* [^-]\S*/, { run: [0, 1] }],

@@ -89,7 +89,7 @@ describe.each(workspaces)('$dir', ({ dir, pkg }) => {
 
   it('the tarball has nothing else: no tests, benchmarks, sources, compiler caches or dangling maps', () => {
     const f = files();
-    const allowed = /^(README\.md|LICENSE|package\.json|dist\/.+\.(js|d\.ts|js\.map)|bin\/[^/]+\.js|schema\/[^/]+\.json|data\/[^/]+\.json)$/;
+    const allowed = /^(README\.md|LICENSE|package\.json|dist\/.+\.(js|d\.ts|js\.map)|bin\/[^/]+\.js|schema\/[^/]+\.json|data\/[^/]+\.json|dist\/public\/[^/]+\.(html|css|js|svg))$/;
     expect(f.filter((p) => !allowed.test(p))).toEqual([]);
     expect(f.filter((p) => /(^|\/)(test|tests|bench|src|__tests__)\/|\.(test|spec|bench)\.|tsbuildinfo|\.d\.ts\.map$/.test(p))).toEqual([]);
     // Every shipped bin is one of the package's bins (no stray scripts).

@@ -20,7 +20,16 @@ export interface EncodeOptions {
   skipS3?: () => ShrinkOptions['skipS3'];
   /** Runs the shrinking elsewhere (the offload worker); by default it runs on this thread. */
   shrink?: (json: string, opts: ShrinkOptions) => Promise<ShrinkResult>;
+  /**
+   * Set (with `shrink` and `mightRedact`) when the redaction is the built-in one: strings longer
+   * than BIG_STRING_CHARS are then redacted by `shrink`, off this thread, when they make the event
+   * oversized (#14). Must rebuild the same redactor there.
+   */
+  deferredRedact?: ShrinkOptions['redact'];
 }
+
+/** Strings at least this long are redacted in the offload worker when it is in use (see deferredRedact). */
+export const BIG_STRING_CHARS = 64 * 1024;
 
 export interface Encoded {
   value: Buffer;
@@ -115,8 +124,25 @@ function plainIsExact(value: unknown, screen: RedactScreen, redactKeys: Set<stri
  * replacer, and only when they hold something it could change: a replacer function takes V8 off
  * its fast JSON path for every key it is called on (#2). Keys follow the contract's order.
  */
-function stringifyWith(event: AgentEvent, opts: EncodeOptions, replacer: (this: unknown, key: string, value: unknown) => unknown): string {
-  const screen = opts.mightRedact;
+/** Set by the deferring screen when it let a big string through unredacted (see deferredRedact). */
+let bigSeen = false;
+const deferringScreens = new WeakMap<EncodeOptions, RedactScreen>();
+
+function deferringScreen(opts: EncodeOptions, base: RedactScreen): RedactScreen {
+  let screen = deferringScreens.get(opts);
+  if (!screen) {
+    screen = (v) => {
+      if (v.length < BIG_STRING_CHARS) return base(v);
+      bigSeen = true;
+      return false;
+    };
+    deferringScreens.set(opts, screen);
+  }
+  return screen;
+}
+
+function stringifyWith(event: AgentEvent, opts: EncodeOptions, replacer: (this: unknown, key: string, value: unknown) => unknown, defer: boolean): string {
+  const screen = defer && opts.mightRedact ? deferringScreen(opts, opts.mightRedact) : opts.mightRedact;
   const plainPayload = screen !== undefined && plainIsExact(event.payload, screen, opts.redactKeys, 0);
   const plainContext = screen !== undefined && plainIsExact(event.context, screen, opts.redactKeys, 0);
   // Nothing to redact anywhere (the common step): one plain call writes the same bytes.
@@ -131,7 +157,7 @@ function stringifyWith(event: AgentEvent, opts: EncodeOptions, replacer: (this: 
   );
 }
 
-function serialize(event: AgentEvent, opts: EncodeOptions): { json: string; event: AgentEvent | undefined } {
+function serialize(event: AgentEvent, opts: EncodeOptions, defer = false): { json: string; event: AgentEvent | undefined } {
   let replacer = replacers.get(opts);
   if (replacer === undefined && (opts.redactString || opts.redactKeys.size > 0)) {
     replacer = makeReplacer(opts.redactString, opts.redactKeys);
@@ -140,7 +166,7 @@ function serialize(event: AgentEvent, opts: EncodeOptions): { json: string; even
   try {
     // Without redaction, plain JSON.stringify is the fast path; BigInt and cycles throw and take
     // the careful path below (functions, Maps and Sets are then left to JSON's own rules).
-    return { json: replacer ? stringifyWith(event, opts, replacer) : JSON.stringify(event), event: undefined };
+    return { json: replacer ? stringifyWith(event, opts, replacer, defer) : JSON.stringify(event), event: undefined };
   } catch {
     // A cycle, or nesting deep enough to exhaust the stack: take the careful path.
     const snapOpts = { redactString: opts.redactString, redactKeys: opts.redactKeys, maxDepth: MAX_DEPTH };
@@ -160,19 +186,33 @@ function serialize(event: AgentEvent, opts: EncodeOptions): { json: string; even
  * re-serializing) goes to `opts.shrink` when given: off the agent's thread.
  */
 export function encodeEvent(event: AgentEvent, opts: EncodeOptions): Encoded | Promise<Encoded> {
-  const { json } = serialize(event, opts);
+  const defer = opts.deferredRedact !== undefined && opts.shrink !== undefined && opts.mightRedact !== undefined;
+  bigSeen = false;
+  let { json } = serialize(event, opts, defer);
+  const redactLater = defer && bigSeen;
+  // A big string let through unredacted in an event that may yet fit: redact here after all.
+  if (redactLater && json.length <= opts.maxEventBytes) json = serialize(event, opts).json;
+  else if (redactLater) return finish(opts.shrink!(json, { ...shrinkOptions(opts), redact: opts.deferredRedact! }));
   // Cheap upper bound first: UTF-8 is at most 3 bytes per UTF-16 unit, and at least 1.
   if (json.length * 3 <= opts.maxEventBytes) return { value: Buffer.from(json), offloaded: false };
   if (json.length <= opts.maxEventBytes && Buffer.byteLength(json) <= opts.maxEventBytes) return { value: Buffer.from(json), offloaded: false };
-  const shrinkOpts: ShrinkOptions = {
+  const shrinkOpts = shrinkOptions(opts);
+  return finish(opts.shrink ? opts.shrink(json, shrinkOpts) : shrinkJson(json, shrinkOpts, opts.s3Client));
+}
+
+function shrinkOptions(opts: EncodeOptions): ShrinkOptions {
+  const out: ShrinkOptions = {
     maxEventBytes: opts.maxEventBytes,
     maxRecordBytes: opts.maxRecordBytes,
     s3: opts.s3,
     offloadTimeoutMs: opts.offloadTimeoutMs ?? DEFAULT_OFFLOAD_TIMEOUT_MS,
   };
   const skip = opts.skipS3?.();
-  if (skip) shrinkOpts.skipS3 = skip;
-  const done = opts.shrink ? opts.shrink(json, shrinkOpts) : shrinkJson(json, shrinkOpts, opts.s3Client);
+  if (skip) out.skipS3 = skip;
+  return out;
+}
+
+function finish(done: Promise<ShrinkResult>): Promise<Encoded> {
   return done.then((r) => {
     const out: Encoded = { value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength), offloaded: r.offloaded };
     if (r.problem !== undefined) out.problem = r.problem;

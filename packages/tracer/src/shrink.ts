@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { AgentEvent } from '@agenttrace/contract';
 import { errorMessage, isS3Abort, uploadOffload, type S3Options } from '@agenttrace/common';
+import { buildRedactor, type RedactOptions, type StringRedactor } from './redact.js';
 
 /**
  * Making an oversized event fit: its biggest fields go to S3, or, when that is impossible, it is
@@ -16,6 +17,11 @@ export interface ShrinkOptions {
   offloadTimeoutMs: number;
   /** Set when S3 is not to be tried for this event, and why (the reason is reported as is). */
   skipS3?: { reason: string; code: OffloadProblemCode };
+  /**
+   * Set when strings of at least `bigStringChars` were left unredacted by the caller (the
+   * built-in redaction only, which can be rebuilt here): they are redacted here, first.
+   */
+  redact?: { options: Pick<RedactOptions, 'email' | 'cardNumbers' | 'keys'>; bigStringChars: number };
 }
 
 export type OffloadProblemCode = 'OFFLOAD_FAILED' | 'OFFLOAD_TIMEOUT';
@@ -61,9 +67,19 @@ const encoder = new TextEncoder();
  * inside its parent), not by serializing the whole event again per field.
  */
 export async function shrinkJson(json: string, opts: ShrinkOptions, s3Client: () => S3Client): Promise<ShrinkResult> {
+  let event: AgentEvent | undefined;
+  if (opts.redact) {
+    event = JSON.parse(json) as AgentEvent;
+    const { redactString } = redactorFor(opts.redact.options);
+    if (redactString) {
+      redactBig(event.payload, redactString, opts.redact.bigStringChars);
+      redactBig(event.context, redactString, opts.redact.bigStringChars);
+      json = JSON.stringify(event);
+    }
+  }
   let total = Buffer.byteLength(json);
   if (total <= opts.maxEventBytes) return { value: encoder.encode(json), offloaded: false };
-  const event = JSON.parse(json) as AgentEvent;
+  event ??= JSON.parse(json) as AgentEvent;
   const fields = bigFields(event);
   const moved: string[] = [];
   let problem: string | undefined;
@@ -123,4 +139,28 @@ export async function shrinkJson(json: string, opts: ShrinkOptions, s3Client: ()
     problem: `event ${event.event_id} is over ${opts.maxEventBytes} bytes and ${failed}; it was sent inline, marked`,
     problemCode,
   };
+}
+
+const redactors = new Map<string, ReturnType<typeof buildRedactor>>();
+function redactorFor(options: Pick<RedactOptions, 'email' | 'cardNumbers' | 'keys'>): ReturnType<typeof buildRedactor> {
+  const key = JSON.stringify(options);
+  let r = redactors.get(key);
+  if (!r) redactors.set(key, (r = buildRedactor(options)));
+  return r;
+}
+
+/**
+ * Redacts, in place, the strings of at least `min` characters that the caller left as they were,
+ * passing the field name (or array index) as the serializer's replacer does. Shorter strings were
+ * redacted by the caller already (redaction is idempotent, so doing a big one twice is harmless).
+ */
+function redactBig(value: unknown, redact: StringRedactor, min: number): void {
+  if (typeof value !== 'object' || value === null) return;
+  const holder = value as Record<string, unknown>;
+  for (const key of Object.keys(holder)) {
+    const v = holder[key];
+    if (typeof v === 'string') {
+      if (v.length >= min) holder[key] = redact(v, key);
+    } else redactBig(v, redact, min);
+  }
 }

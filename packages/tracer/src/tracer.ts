@@ -17,7 +17,7 @@ import {
 import { createS3Client, errorMessage } from '@agenttrace/common';
 import { TracerError, type TracerErrorCode } from './errors.js';
 import { registerTracer, unregisterTracer } from './exit-hooks.js';
-import { encodeEvent, type EncodeOptions } from './encode.js';
+import { BIG_STRING_CHARS, encodeEvent, type EncodeOptions } from './encode.js';
 import { offloadWorkerAvailable, shrinkInWorker } from './offloader.js';
 import { resolveTracerOptions, type ResolvedTracerOptions, type TracerOptions } from './options.js';
 import { sharedProducer, type DeliveryTarget, type SharedProducer } from './producer-pool.js';
@@ -204,7 +204,18 @@ export class AgentTracer implements DeliveryTarget {
       offloadTimeoutMs: this.#opts.offloadTimeoutMs,
       skipS3: () => (Date.now() < this.#s3RestUntil ? { reason: this.#s3RestReason, code: 'OFFLOAD_TIMEOUT' } : undefined),
     };
-    if (offloadWorkerAvailable) this.#encodeOptions.shrink = (json, o) => shrinkInWorker(json, o, this.#encodeOptions.s3Client);
+    if (offloadWorkerAvailable) {
+      this.#encodeOptions.shrink = (json, o) => shrinkInWorker(json, o, this.#encodeOptions.s3Client);
+      // The built-in redaction can be rebuilt in the worker: there it takes the big strings too.
+      const r = this.#opts.redact;
+      if (r !== false && !r.hook && (r.patterns?.length ?? 0) === 0) {
+        const options: { email?: boolean; cardNumbers?: boolean; keys?: string[] } = {};
+        if (r.email !== undefined) options.email = r.email;
+        if (r.cardNumbers !== undefined) options.cardNumbers = r.cardNumbers;
+        if (r.keys !== undefined) options.keys = r.keys;
+        this.#encodeOptions.deferredRedact = { options, bigStringChars: BIG_STRING_CHARS };
+      }
+    }
     this.#producer = sharedProducer(this.#opts);
     this.#producer.acquire(this);
     if (this.#opts.handleExit) registerTracer(this, this.#opts.shutdownTimeoutMs);

@@ -93,6 +93,8 @@ interface Queued {
 
 const scopes = new AsyncLocalStorage<Scope>();
 const RETRY_FULL_MS = 5;
+/** Name at most this many handed-over, unconfirmed events (memory stays bounded between confirmations). */
+const MAX_NAMED_HANDED = 10_000;
 /** Keep at most this many failures for flush() to report in detail. */
 const MAX_KEPT_FAILURES = 1000;
 
@@ -173,8 +175,11 @@ export class AgentTracer implements DeliveryTarget {
   #pending = 0;
   /** Events handed to librdkafka and not yet confirmed or failed (see SharedProducer.confirm). */
   #handed = 0;
-  /** Their ids, so a flush that gives up can name every event it leaves undelivered. */
-  #handedIds: string[] = [];
+  /**
+   * Their ids (up to MAX_NAMED_HANDED), so a flush that gives up can name the events it leaves
+   * undelivered. Beyond the cap each one's fate still reaches onError (its failure report).
+   */
+  #handedIds = new Set<string>();
   /** After an upload timed out, S3 is not tried again before this time (see offloadTimeoutMs). */
   #s3RestUntil = 0;
   #s3RestReason = '';
@@ -378,12 +383,14 @@ export class AgentTracer implements DeliveryTarget {
   #undeliveredIds(): string[] {
     const ids: string[] = [];
     for (let i = this.#queueHead; i < this.#queue.length; i++) ids.push(this.#queue[i]!.event.event_id);
-    return ids.concat(this.#handedIds);
+    for (const id of this.#handedIds) ids.push(id);
+    return ids;
   }
 
   #whereUndelivered(): string {
     const queued = this.#queue.length - this.#queueHead;
     const parts = [`${queued} not yet handed to Kafka`, `${this.#handed} handed over and not yet acknowledged`];
+    if (this.#handed > this.#handedIds.size) parts.push(`${this.#handed - this.#handedIds.size} of those not named here: each one's failure is reported on its own`);
     if (!this.#producer.connected) parts.push('the producer is not connected');
     return parts.join(', ');
   }
@@ -585,7 +592,7 @@ export class AgentTracer implements DeliveryTarget {
       const outcome = this.#producer.produce(value, this.#key, item.ts, eventHeaders());
       if (outcome === 'sent') {
         this.#handed++;
-        this.#handedIds.push(item.event.event_id);
+        if (this.#handedIds.size < MAX_NAMED_HANDED) this.#handedIds.add(item.event.event_id);
       }
       return outcome;
     } catch (err) {
@@ -630,8 +637,7 @@ export class AgentTracer implements DeliveryTarget {
     );
     if (this.#handed > 0) {
       this.#handed--;
-      const at = this.#handedIds.indexOf(eventId);
-      if (at >= 0) this.#handedIds.splice(at, 1);
+      this.#handedIds.delete(eventId);
       this.#fail(error);
       return;
     }
@@ -650,7 +656,7 @@ export class AgentTracer implements DeliveryTarget {
     const n = this.#handed;
     if (n === 0) return;
     this.#handed = 0;
-    this.#handedIds = [];
+    this.#handedIds.clear();
     this.#stats.delivered += n;
     this.#settle(n);
   }
@@ -660,8 +666,8 @@ export class AgentTracer implements DeliveryTarget {
     const n = this.#handed;
     if (n === 0) return;
     this.#handed = 0;
-    const ids = this.#handedIds;
-    this.#handedIds = [];
+    const ids = [...this.#handedIds];
+    this.#handedIds.clear();
     this.#lostUnreported += n;
     this.#countFailure(new TracerError('DELIVERY_FAILED', `${n} event(s) of session ${this.sessionId} may not have been delivered: ${reason}`, { retryable: true, eventIds: ids }), n);
     this.#settle(n);

@@ -119,11 +119,6 @@ function plainIsExact(value: unknown, screen: RedactScreen, redactKeys: Set<stri
   return true;
 }
 
-/**
- * The envelope is the tracer's own typed fields, so only payload and context go through the
- * replacer, and only when they hold something it could change: a replacer function takes V8 off
- * its fast JSON path for every key it is called on (#2). Keys follow the contract's order.
- */
 /** Set by the deferring screen when it let a big string through unredacted (see deferredRedact). */
 let bigSeen = false;
 const deferringScreens = new WeakMap<EncodeOptions, RedactScreen>();
@@ -141,6 +136,11 @@ function deferringScreen(opts: EncodeOptions, base: RedactScreen): RedactScreen 
   return screen;
 }
 
+/**
+ * The envelope is the tracer's own typed fields, so only payload and context go through the
+ * replacer, and only when they hold something it could change: a replacer function takes V8 off
+ * its fast JSON path for every key it is called on (#2). Keys follow the contract's order.
+ */
 function stringifyWith(event: AgentEvent, opts: EncodeOptions, replacer: (this: unknown, key: string, value: unknown) => unknown, defer: boolean): string {
   const screen = defer && opts.mightRedact ? deferringScreen(opts, opts.mightRedact) : opts.mightRedact;
   const plainPayload = screen !== undefined && plainIsExact(event.payload, screen, opts.redactKeys, 0);

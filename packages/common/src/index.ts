@@ -25,8 +25,12 @@ export {
   uploadOffload,
   fetchOffload,
   restoreOffloads,
+  offloadStatus,
+  isS3Abort,
+  s3TimeoutMs,
+  S3_DEFAULT_TIMEOUT_MS,
 } from './s3.js';
-export type { S3Options } from './s3.js';
+export type { S3Options, OffloadStatus } from './s3.js';
 export { checkBucket } from './s3-check.js';
 export { redisKeys, DEFAULT_REDIS_PREFIX } from './redis-keys.js';
 export type { RedisKeys, SessionMeta } from './redis-keys.js';

@@ -1,9 +1,19 @@
-import Kafka from '@confluentinc/kafka-javascript';
+import type KafkaLib from '@confluentinc/kafka-javascript';
+import { createRequire } from 'node:module';
 import type { GlobalConfig, IAdminClient, LibrdKafkaError, NewTopic } from '@confluentinc/kafka-javascript';
 import { connect } from 'node:net';
 import { AgentTraceError, OptionsError } from './errors.js';
 
-const { AdminClient } = Kafka;
+const requireCjs = createRequire(import.meta.url);
+let kafkaLib: typeof KafkaLib | undefined;
+/**
+ * The Kafka client binding, loaded on first use: importing this package must not load it, so the
+ * tracer's offload worker (a worker thread, where this native addon cannot be loaded) can use
+ * the package's S3 helpers.
+ */
+function Kafka(): typeof KafkaLib {
+  return (kafkaLib ??= requireCjs('@confluentinc/kafka-javascript') as typeof KafkaLib);
+}
 
 export type SecurityProtocol = 'plaintext' | 'ssl' | 'sasl_plaintext' | 'sasl_ssl';
 export type SaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
@@ -191,7 +201,7 @@ export class KafkaAdmin {
 
   constructor(conn: KafkaConnectionOptions) {
     this.#conn = conn;
-    this.#client = AdminClient.create({ ...rdkafkaConfig(conn), 'client.id': `${conn.clientId ?? 'agenttrace'}-admin` });
+    this.#client = Kafka().AdminClient.create({ ...rdkafkaConfig(conn), 'client.id': `${conn.clientId ?? 'agenttrace'}-admin` });
   }
 
   #call<T>(what: string, fn: (cb: (err: LibrdKafkaError | null | undefined, result?: T) => void) => void): Promise<T> {
@@ -236,7 +246,7 @@ export class KafkaAdmin {
 
   /** Low and high watermark per partition (high = next offset to be written). */
   async watermarks(topic: string, partitions: number[], timeoutMs = 10_000): Promise<Map<number, { low: number; high: number }>> {
-    const { OffsetSpec } = Kafka;
+    const { OffsetSpec } = Kafka();
     const ask = (spec: InstanceType<typeof OffsetSpec>) =>
       this.#call<Array<{ partition: number; offset: number }>>(`listing offsets of ${topic}`, (cb) =>
         this.#client.listOffsets(
@@ -257,7 +267,7 @@ export class KafkaAdmin {
 
   /** First offset whose timestamp is at or after `timestampMs` (the high watermark when none is). */
   async offsetForTime(topic: string, partition: number, timestampMs: number, timeoutMs = 10_000): Promise<number> {
-    const { OffsetSpec } = Kafka;
+    const { OffsetSpec } = Kafka();
     const [r] = await this.#call<Array<{ partition: number; offset: number }>>(`looking up offsets of ${topic}`, (cb) =>
       this.#client.listOffsets([{ topic, partition, offset: new OffsetSpec(timestampMs) }], { timeout: timeoutMs }, cb),
     );

@@ -65,8 +65,14 @@ export interface EventContext {
 export interface OffloadInfo {
   /** Dotted paths of the replaced fields, e.g. `payload.input`. */
   fields: string[];
-  /** Set when the upload failed: the fields stayed inline (possibly truncated) and this says why. */
+  /**
+   * Set when an upload failed or timed out: the fields not uploaded stayed inline, or, over
+   * Kafka's record limit, were replaced by a `$truncated` placeholder (not stored anywhere); this
+   * says why.
+   */
   failed?: string;
+  /** Set by readers (restoreOffloads), never by the tracer: the fields fetched back from S3. */
+  restored?: string[];
 }
 
 /** A reference to a value stored in S3: the object's bytes are the value's JSON text in UTF-8. */

@@ -1,5 +1,5 @@
 import { Chalk, type ChalkInstance } from 'chalk';
-import { sanitizeForTerminal } from '@agenttrace/common';
+import { offloadStatus, sanitizeForTerminal } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import type { SessionReadResult } from '@agenttrace/sessions';
 import type { ResolvedReplayOptions } from './options.js';
@@ -165,8 +165,24 @@ export function details(row: TimelineRow, o: Pick<ResolvedReplayOptions, 'full' 
   if (typeof ctx.model === 'string' && e.event_type !== 'llm_call') why.push(`model ${safe(ctx.model)}`);
   if (typeof ctx.confidence === 'number') why.push(`confidence ${ctx.confidence}`);
   if (why.length > 0) out.push(`${indent}${c.dim(why.join(' · '))}`);
-  if (e.offload?.fields.length) out.push(`${indent}${c.dim(`(offloaded to S3 and restored: ${e.offload.fields.map(safe).join(', ')}${e.offload.failed ? `; upload had failed: ${safe(e.offload.failed)}` : ''})`)}`);
+  if (e.offload?.fields.length) out.push(...offloadLines(e, indent, c));
   if (row.missingParent) out.push(`${indent}${c.dim(`(parent ${safe(row.missingParent)} is not in this replay)`)}`);
+  return out;
+}
+
+/**
+ * What happened to each offloaded field, as the event shows it: "restored" only for fields the
+ * reader actually fetched back from S3 (#14). A field whose upload failed was never stored.
+ */
+function offloadLines(e: AgentEvent, indent: string, c: ChalkInstance): string[] {
+  const s = offloadStatus(e);
+  const list = (paths: string[]) => paths.map(safe).join(', ');
+  const out: string[] = [];
+  if (s.restored.length > 0) out.push(`${indent}${c.dim(`(offloaded to S3 and restored: ${list(s.restored)})`)}`);
+  if (s.notRestored.length > 0) out.push(`${indent}${c.yellow(`(offloaded to S3, NOT restored — shown as its reference: ${list(s.notRestored)})`)}`);
+  const failed = e.offload?.failed === undefined ? '' : `: ${safe(e.offload.failed)}`;
+  if (s.keptInline.length > 0) out.push(`${indent}${c.yellow(`(not stored in S3, kept inline — upload failed${failed}: ${list(s.keptInline)})`)}`);
+  if (s.truncated.length > 0) out.push(`${indent}${c.red(`(not stored anywhere, only a preview was kept — upload failed${failed}: ${list(s.truncated)})`)}`);
   return out;
 }
 

@@ -162,6 +162,18 @@ describe('kshark errors (exit codes, clear messages, no stack traces)', () => {
     expect(r.stdout).toMatch(/warning: event .* could not fetch offloaded payload s3:\/\/agenttrace\/x\/payloads/);
   });
 
+  it('a field whose upload failed, and one that could not be fetched, are never shown as restored (#14)', async () => {
+    const sid = 'sess_cli_offload_failed';
+    const failed = makeEvent({ session_id: sid, emitter_id: 'em', seq: 0, payload: { tool: 't', output: 'kept inline' }, offload: { fields: ['payload.output'], failed: 'upload to S3 bucket "agenttrace" failed: socket hang up' } });
+    const missing = makeEvent({ session_id: sid, emitter_id: 'em', seq: 1, payload: { tool: 't', output: { $offload: { bucket: stack.s3Bucket, key: 'x/payloads/sha256/00/none.json', size: 3, sha256: '00' } } }, offload: { fields: ['payload.output'] } });
+    await produceRaw(topic, [record(failed), record(missing)]);
+    const r = await kshark(['replay', sid, ...conn, '--s3-endpoint', 'http://127.0.0.1:1']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain('and restored');
+    expect(r.stdout).toContain('not stored in S3, kept inline');
+    expect(r.stdout).toContain('NOT restored');
+  });
+
   it('malformed config file: exit 5', async () => {
     const f = join(tmp, 'bad.json');
     writeFileSync(f, '{ nope');

@@ -255,7 +255,8 @@ export class SessionReader {
   /** Fetches offloaded payloads back inline, a bounded number at a time; failures become warnings. */
   async restoreEvents(events: AgentEvent[]): Promise<{ events: AgentEvent[]; warnings: string[] }> {
     const warnings: string[] = [];
-    const todo = events.map((e, i) => [e, i] as const).filter(([e]) => e.offload && !e.offload.failed && e.offload.fields.length > 0);
+    // An event whose upload failed part way still holds references for the fields that made it.
+    const todo = events.map((e, i) => [e, i] as const).filter(([e]) => e.offload && e.offload.fields.length > 0);
     if (todo.length === 0) return { events, warnings };
     const out = events.slice();
     const s3 = this.#s3Client();

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { AgentEvent } from '@agenttrace/contract';
-import { errorMessage, uploadOffload, type S3Options } from '@agenttrace/common';
+import type { S3Options } from '@agenttrace/common';
 import { snapshot } from './snapshot.js';
+import { shrinkJson, type OffloadProblemCode, type ShrinkOptions, type ShrinkResult } from './shrink.js';
 import type { RedactScreen, StringRedactor } from './redact.js';
 
 export interface EncodeOptions {
@@ -14,7 +14,22 @@ export interface EncodeOptions {
   maxRecordBytes: number;
   s3: S3Options | undefined;
   s3Client: () => S3Client;
+  /** Bound on the uploads of one event, ms (default 10000). */
+  offloadTimeoutMs?: number;
+  /** Set when S3 is not to be tried for the next oversized event, and why. */
+  skipS3?: () => ShrinkOptions['skipS3'];
+  /** Runs the shrinking elsewhere (the offload worker); by default it runs on this thread. */
+  shrink?: (json: string, opts: ShrinkOptions) => Promise<ShrinkResult>;
+  /**
+   * Set (with `shrink` and `mightRedact`) when the redaction is the built-in one: strings longer
+   * than BIG_STRING_CHARS are then redacted by `shrink`, off this thread, when they make the event
+   * oversized (#14). Must rebuild the same redactor there.
+   */
+  deferredRedact?: ShrinkOptions['redact'];
 }
+
+/** Strings at least this long are redacted in the offload worker when it is in use (see deferredRedact). */
+export const BIG_STRING_CHARS = 64 * 1024;
 
 export interface Encoded {
   value: Buffer;
@@ -22,13 +37,11 @@ export interface Encoded {
   offloaded: boolean;
   /** Set when an oversized event could not be offloaded (it was sent inline, marked). */
   problem?: string;
+  problemCode?: OffloadProblemCode;
 }
 
 /** Deeper than this, values are cut (the contract's readers reject records nested deeper than 64). */
 const MAX_DEPTH = 48;
-/** Fields that stay inline whatever their size: readers filter and aggregate on them. */
-const KEEP_INLINE = new Set(['tool', 'model', 'latency_ms', 'input_tokens', 'output_tokens', 'cost_usd', 'action', 'subagent_id', 'name', 'parent_event_id', 'confidence']);
-const PREVIEW_CHARS = 1024;
 
 /**
  * A JSON.stringify replacer doing, in the same pass as serialization, what snapshot() does with
@@ -106,13 +119,30 @@ function plainIsExact(value: unknown, screen: RedactScreen, redactKeys: Set<stri
   return true;
 }
 
+/** Set by the deferring screen when it let a big string through unredacted (see deferredRedact). */
+let bigSeen = false;
+const deferringScreens = new WeakMap<EncodeOptions, RedactScreen>();
+
+function deferringScreen(opts: EncodeOptions, base: RedactScreen): RedactScreen {
+  let screen = deferringScreens.get(opts);
+  if (!screen) {
+    screen = (v) => {
+      if (v.length < BIG_STRING_CHARS) return base(v);
+      bigSeen = true;
+      return false;
+    };
+    deferringScreens.set(opts, screen);
+  }
+  return screen;
+}
+
 /**
  * The envelope is the tracer's own typed fields, so only payload and context go through the
  * replacer, and only when they hold something it could change: a replacer function takes V8 off
  * its fast JSON path for every key it is called on (#2). Keys follow the contract's order.
  */
-function stringifyWith(event: AgentEvent, opts: EncodeOptions, replacer: (this: unknown, key: string, value: unknown) => unknown): string {
-  const screen = opts.mightRedact;
+function stringifyWith(event: AgentEvent, opts: EncodeOptions, replacer: (this: unknown, key: string, value: unknown) => unknown, defer: boolean): string {
+  const screen = defer && opts.mightRedact ? deferringScreen(opts, opts.mightRedact) : opts.mightRedact;
   const plainPayload = screen !== undefined && plainIsExact(event.payload, screen, opts.redactKeys, 0);
   const plainContext = screen !== undefined && plainIsExact(event.context, screen, opts.redactKeys, 0);
   // Nothing to redact anywhere (the common step): one plain call writes the same bytes.
@@ -127,7 +157,7 @@ function stringifyWith(event: AgentEvent, opts: EncodeOptions, replacer: (this: 
   );
 }
 
-function serialize(event: AgentEvent, opts: EncodeOptions): { json: string; event: AgentEvent | undefined } {
+function serialize(event: AgentEvent, opts: EncodeOptions, defer = false): { json: string; event: AgentEvent | undefined } {
   let replacer = replacers.get(opts);
   if (replacer === undefined && (opts.redactString || opts.redactKeys.size > 0)) {
     replacer = makeReplacer(opts.redactString, opts.redactKeys);
@@ -136,7 +166,7 @@ function serialize(event: AgentEvent, opts: EncodeOptions): { json: string; even
   try {
     // Without redaction, plain JSON.stringify is the fast path; BigInt and cycles throw and take
     // the careful path below (functions, Maps and Sets are then left to JSON's own rules).
-    return { json: replacer ? stringifyWith(event, opts, replacer) : JSON.stringify(event), event: undefined };
+    return { json: replacer ? stringifyWith(event, opts, replacer, defer) : JSON.stringify(event), event: undefined };
   } catch {
     // A cycle, or nesting deep enough to exhaust the stack: take the careful path.
     const snapOpts = { redactString: opts.redactString, redactKeys: opts.redactKeys, maxDepth: MAX_DEPTH };
@@ -151,76 +181,44 @@ function serialize(event: AgentEvent, opts: EncodeOptions): { json: string; even
 
 /**
  * Turns an event into the record value: redacted and JSON-safe, with the biggest fields moved to
- * S3 when the event is over the size cap. Synchronous unless an upload is needed.
+ * S3 when the event is over the size cap. Synchronous unless the event is oversized. Only the
+ * serialization runs here; the rest of an oversized event's work (parsing, digests, uploads,
+ * re-serializing) goes to `opts.shrink` when given: off the agent's thread.
  */
 export function encodeEvent(event: AgentEvent, opts: EncodeOptions): Encoded | Promise<Encoded> {
-  const { json } = serialize(event, opts);
-  // Cheap upper bound first: UTF-8 is at most 3 bytes per UTF-16 unit.
-  if (json.length * 3 <= opts.maxEventBytes || Buffer.byteLength(json) <= opts.maxEventBytes) return { value: Buffer.from(json), offloaded: false };
-  // Work on the serialized (redacted, JSON-safe) form from here on.
-  return shrink(JSON.parse(json) as AgentEvent, opts);
+  const defer = opts.deferredRedact !== undefined && opts.shrink !== undefined && opts.mightRedact !== undefined;
+  bigSeen = false;
+  let { json } = serialize(event, opts, defer);
+  const redactLater = defer && bigSeen;
+  // A big string let through unredacted in an event that may yet fit: redact here after all.
+  if (redactLater && json.length <= opts.maxEventBytes) json = serialize(event, opts).json;
+  else if (redactLater) return finish(opts.shrink!(json, { ...shrinkOptions(opts), redact: opts.deferredRedact! }));
+  // Cheap upper bound first: UTF-8 is at most 3 bytes per UTF-16 unit, and at least 1.
+  if (json.length * 3 <= opts.maxEventBytes) return { value: Buffer.from(json), offloaded: false };
+  if (json.length <= opts.maxEventBytes && Buffer.byteLength(json) <= opts.maxEventBytes) return { value: Buffer.from(json), offloaded: false };
+  const shrinkOpts = shrinkOptions(opts);
+  return finish(opts.shrink ? opts.shrink(json, shrinkOpts) : shrinkJson(json, shrinkOpts, opts.s3Client));
 }
 
-interface Field {
-  path: string;
-  holder: Record<string, unknown>;
-  key: string;
-  json: string;
-}
-
-function bigFields(event: AgentEvent): Field[] {
-  const fields: Field[] = [];
-  for (const [section, holder] of [['payload', event.payload], ['context', event.context]] as const) {
-    for (const [key, value] of Object.entries(holder)) {
-      if (KEEP_INLINE.has(key) || value === undefined) continue;
-      const json = JSON.stringify(value);
-      if (json.length > 256) fields.push({ path: `${section}.${key}`, holder: holder as Record<string, unknown>, key, json });
-    }
-  }
-  return fields.sort((a, b) => b.json.length - a.json.length);
-}
-
-const size = (e: AgentEvent) => Buffer.byteLength(JSON.stringify(e));
-
-async function shrink(event: AgentEvent, opts: EncodeOptions): Promise<Encoded> {
-  const fields = bigFields(event);
-  const moved: string[] = [];
-  let problem: string | undefined;
-  if (opts.s3) {
-    const s3 = opts.s3Client();
-    for (const f of fields) {
-      if (size(event) <= opts.maxEventBytes) break;
-      try {
-        f.holder[f.key] = await uploadOffload(s3, opts.s3, f.json);
-        moved.push(f.path);
-      } catch (err) {
-        problem = `upload to S3 bucket "${opts.s3.bucket}" failed: ${errorMessage(err)}`;
-        break;
-      }
-    }
-  } else {
-    problem = 'no S3 bucket is configured for oversized fields (options.s3 or AGENTTRACE_S3_BUCKET)';
-  }
-  if (!problem) {
-    event.offload = { fields: moved };
-    return { value: Buffer.from(JSON.stringify(event)), offloaded: moved.length > 0 };
-  }
-  // Offload impossible: send inline and marked; only over Kafka's record limit are fields cut.
-  const kept = fields.filter((f) => !moved.includes(f.path)).map((f) => f.path);
-  const truncated: string[] = [];
-  for (const f of fields) {
-    if (size(event) <= opts.maxRecordBytes) break;
-    if (moved.includes(f.path)) continue;
-    f.holder[f.key] = {
-      $truncated: { size: Buffer.byteLength(f.json), sha256: createHash('sha256').update(f.json).digest('hex'), preview: f.json.slice(0, PREVIEW_CHARS) },
-    };
-    truncated.push(f.path);
-  }
-  const failed = truncated.length > 0 ? `${problem}; truncated to fit Kafka's record limit: ${truncated.join(', ')}` : problem;
-  event.offload = { fields: [...moved, ...kept], failed };
-  return {
-    value: Buffer.from(JSON.stringify(event)),
-    offloaded: moved.length > 0,
-    problem: `event ${event.event_id} is over ${opts.maxEventBytes} bytes and ${failed}; it was sent inline, marked`,
+function shrinkOptions(opts: EncodeOptions): ShrinkOptions {
+  const out: ShrinkOptions = {
+    maxEventBytes: opts.maxEventBytes,
+    maxRecordBytes: opts.maxRecordBytes,
+    s3: opts.s3,
+    offloadTimeoutMs: opts.offloadTimeoutMs ?? DEFAULT_OFFLOAD_TIMEOUT_MS,
   };
+  const skip = opts.skipS3?.();
+  if (skip) out.skipS3 = skip;
+  return out;
 }
+
+function finish(done: Promise<ShrinkResult>): Promise<Encoded> {
+  return done.then((r) => {
+    const out: Encoded = { value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength), offloaded: r.offloaded };
+    if (r.problem !== undefined) out.problem = r.problem;
+    if (r.problemCode !== undefined) out.problemCode = r.problemCode;
+    return out;
+  });
+}
+
+export const DEFAULT_OFFLOAD_TIMEOUT_MS = 10_000;

@@ -8,6 +8,7 @@ export type TracerErrorCode =
   | 'DELIVERY_FAILED' // Kafka did not acknowledge the event within deliveryTimeoutMs
   | 'BUFFER_FULL' // the bounded in-memory buffer was full; the event was dropped
   | 'OFFLOAD_FAILED' // an oversized field could not be uploaded to S3; the event was sent marked
+  | 'OFFLOAD_TIMEOUT' // an upload to S3 did not finish within offloadTimeoutMs (or S3's own timeout); the event was sent marked
   | 'SERIALIZE_FAILED' // the event could not be turned into JSON even after sanitizing
   | 'FLUSH_TIMEOUT' // flush()/close() gave up waiting
   | 'TRACER_CLOSED' // an event was recorded after close()

@@ -34,6 +34,13 @@ export interface TracerOptions {
   maxRecordBytes?: number;
   /** A delivery not acknowledged within this many ms is reported as failed (default 60000). */
   deliveryTimeoutMs?: number;
+  /**
+   * Bound on the S3 uploads of one oversized event, ms (default 10000). The session's later events
+   * wait behind it at most this long; past it the upload is aborted and the event is sent marked
+   * (fields inline, or a `$truncated` placeholder that says the value was not stored) and reported
+   * (OFFLOAD_TIMEOUT). After a timeout S3 is not tried again for this long.
+   */
+  offloadTimeoutMs?: number;
   /** Most events this tracer holds before handing them to the producer; beyond it events are dropped and reported (default 10000). */
   maxQueuedEvents?: number;
   /** Redaction applied before anything leaves the process; `false` turns it off. */
@@ -67,6 +74,7 @@ export interface ResolvedTracerOptions {
   maxEventBytes: number;
   maxRecordBytes: number;
   deliveryTimeoutMs: number;
+  offloadTimeoutMs: number;
   maxQueuedEvents: number;
   redact: RedactOptions | false;
   onError: ((error: TracerError) => void) | undefined;
@@ -85,6 +93,7 @@ export const TRACER_DEFAULTS = {
   maxEventBytes: 10 * 1024,
   maxRecordBytes: 900 * 1024,
   deliveryTimeoutMs: 60_000,
+  offloadTimeoutMs: 10_000,
   maxQueuedEvents: 10_000,
   sessionEvents: true,
   handleExit: true,
@@ -141,6 +150,7 @@ export function resolveTracerOptions(options: TracerOptions, env: NodeJS.Process
     maxEventBytes,
     maxRecordBytes,
     deliveryTimeoutMs: positiveInt('deliveryTimeoutMs', options.deliveryTimeoutMs, TRACER_DEFAULTS.deliveryTimeoutMs, 1000),
+    offloadTimeoutMs: positiveInt('offloadTimeoutMs', options.offloadTimeoutMs, TRACER_DEFAULTS.offloadTimeoutMs, 100),
     maxQueuedEvents: positiveInt('maxQueuedEvents', options.maxQueuedEvents, TRACER_DEFAULTS.maxQueuedEvents),
     redact: options.redact ?? {},
     onError: options.onError,

@@ -60,6 +60,7 @@ export class SharedProducer {
   readonly #departed = new Set<DeliveryTarget>();
   #producer: RdProducer | undefined;
   #ready: Promise<void> | undefined;
+  #connectingSince: number | undefined;
   #disconnecting: Promise<void> | undefined;
   #confirming: Promise<void> | undefined;
   #held = false;
@@ -187,7 +188,16 @@ export class SharedProducer {
     return new Promise((resolve) => this.#releaseWaiters.push(resolve));
   }
 
+  /**
+   * Since when a tracer has been waiting for a connection (undefined while connected or not asked
+   * to connect): the only time during which Kafka may be called unreachable.
+   */
+  get connectingSince(): number | undefined {
+    return this.connected ? undefined : this.#connectingSince;
+  }
+
   async #connect(): Promise<void> {
+    this.#connectingSince = Date.now();
     if (this.#disconnecting) await this.#disconnecting;
     for (let attempt = 0; !this.#closed; attempt++) {
       const producer = this.#create();
@@ -195,6 +205,7 @@ export class SharedProducer {
         await new Promise<void>((resolve, reject) => producer.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve())));
         producer.setPollInBackground(true);
         this.#producer = producer;
+        this.#connectingSince = undefined;
         break;
       } catch (err) {
         this.#broadcast(

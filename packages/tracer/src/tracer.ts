@@ -18,7 +18,8 @@ import {
 import { createS3Client, errorMessage } from '@agenttrace/common';
 import { TracerError, type TracerErrorCode } from './errors.js';
 import { registerTracer, unregisterTracer } from './exit-hooks.js';
-import { encodeEvent, type EncodeOptions } from './encode.js';
+import { BIG_STRING_CHARS, encodeEvent, type EncodeOptions } from './encode.js';
+import { offloadWorkerAvailable, shrinkInWorker } from './offloader.js';
 import { resolveTracerOptions, type ResolvedTracerOptions, type TracerOptions } from './options.js';
 import { sharedProducer, type DeliveryTarget, type SharedProducer } from './producer-pool.js';
 import { buildRedactor } from './redact.js';
@@ -85,10 +86,16 @@ interface Queued {
   at: number;
   /** Record timestamp: when the step started. */
   ts: number;
+  /** The record value once encoded: a held or refused hand-over retries with it, never encodes (or uploads) again. */
+  value?: Buffer;
+  /** When librdkafka's queue first refused it (full): the delivery timeout runs from there. */
+  fullSince?: number;
 }
 
 const scopes = new AsyncLocalStorage<Scope>();
 const RETRY_FULL_MS = 5;
+/** Name at most this many handed-over, unconfirmed events (memory stays bounded between confirmations). */
+const MAX_NAMED_HANDED = 10_000;
 /** Keep at most this many failures for flush() to report in detail. */
 const MAX_KEPT_FAILURES = 1000;
 
@@ -169,6 +176,14 @@ export class AgentTracer implements DeliveryTarget {
   #pending = 0;
   /** Events handed to librdkafka and not yet confirmed or failed (see SharedProducer.confirm). */
   #handed = 0;
+  /**
+   * Their ids (up to MAX_NAMED_HANDED), so a flush that gives up can name the events it leaves
+   * undelivered. Beyond the cap each one's fate still reaches onError (its failure report).
+   */
+  #handedIds = new Set<string>();
+  /** After an upload timed out, S3 is not tried again before this time (see offloadTimeoutMs). */
+  #s3RestUntil = 0;
+  #s3RestReason = '';
   /** Events counted failed by onLost whose own failure report may still come (it is not counted twice). */
   #lostUnreported = 0;
   /** Woken when pending reaches 0, and when a drain ends (flush() then looks again). */
@@ -192,7 +207,21 @@ export class AgentTracer implements DeliveryTarget {
       maxRecordBytes: this.#opts.maxRecordBytes,
       s3: this.#opts.s3,
       s3Client: () => (this.#s3 ??= createS3Client(this.#opts.s3!)),
+      offloadTimeoutMs: this.#opts.offloadTimeoutMs,
+      skipS3: () => (Date.now() < this.#s3RestUntil ? { reason: this.#s3RestReason, code: 'OFFLOAD_TIMEOUT' } : undefined),
     };
+    if (offloadWorkerAvailable) {
+      this.#encodeOptions.shrink = (json, o) => shrinkInWorker(json, o, this.#encodeOptions.s3Client);
+      // The built-in redaction can be rebuilt in the worker: there it takes the big strings too.
+      const r = this.#opts.redact;
+      if (r !== false && !r.hook && (r.patterns?.length ?? 0) === 0) {
+        const options: { email?: boolean; cardNumbers?: boolean; keys?: string[] } = {};
+        if (r.email !== undefined) options.email = r.email;
+        if (r.cardNumbers !== undefined) options.cardNumbers = r.cardNumbers;
+        if (r.keys !== undefined) options.keys = r.keys;
+        this.#encodeOptions.deferredRedact = { options, bigStringChars: BIG_STRING_CHARS };
+      }
+    }
     this.#producer = sharedProducer(this.#opts);
     this.#producer.acquire(this);
     if (this.#opts.handleExit) registerTracer(this, this.#opts.shutdownTimeoutMs);
@@ -301,7 +330,15 @@ export class AgentTracer implements DeliveryTarget {
     while (this.#pending > 0) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        throw new TracerError('FLUSH_TIMEOUT', `${this.#pending} event(s) of session ${this.sessionId} were still undelivered after ${timeoutMs} ms`, { retryable: true });
+        // Named, and reported: onError hears of every event a rejected flush()/close() leaves behind.
+        const ids = this.#undeliveredIds();
+        const error = new TracerError(
+          'FLUSH_TIMEOUT',
+          `${this.#pending} event(s) of session ${this.sessionId} were still undelivered after ${timeoutMs} ms (${this.#whereUndelivered()}): ${ids.slice(0, 20).join(', ')}${ids.length > 20 ? ', …' : ''}`,
+          { retryable: true, eventIds: ids },
+        );
+        this.#report(error);
+        throw error;
       }
       // Everything recorded is with librdkafka: have the shared producer confirm it. Otherwise
       // wait for the drain (or a failure) to move things along.
@@ -342,6 +379,22 @@ export class AgentTracer implements DeliveryTarget {
       }
     })();
     return this.#closing;
+  }
+
+  /** Ids of the events still pending: queued (or being encoded) and handed over unconfirmed. */
+  #undeliveredIds(): string[] {
+    const ids: string[] = [];
+    for (let i = this.#queueHead; i < this.#queue.length; i++) ids.push(this.#queue[i]!.event.event_id);
+    for (const id of this.#handedIds) ids.push(id);
+    return ids;
+  }
+
+  #whereUndelivered(): string {
+    const queued = this.#queue.length - this.#queueHead;
+    const parts = [`${queued} not yet handed to Kafka`, `${this.#handed} handed over and not yet acknowledged`];
+    if (this.#handed > this.#handedIds.size) parts.push(`${this.#handed - this.#handedIds.size} of those not named here: each one's failure is reported on its own`);
+    if (!this.#producer.connected) parts.push('the producer is not connected');
+    return parts.join(', ');
   }
 
   get closed(): boolean {
@@ -444,17 +497,23 @@ export class AgentTracer implements DeliveryTarget {
         if (!this.#producer.connected) return;
       }
       const item = this.#queue[this.#queueHead]!;
-      let value: Buffer | undefined;
-      try {
-        const encoded = encodeEvent(item.event, this.#encodeOptions);
-        const result = encoded instanceof Promise ? await encoded : encoded;
-        value = result.value;
-        if (result.offloaded) this.#stats.offloaded++;
-        if (result.problem) this.#report(new TracerError('OFFLOAD_FAILED', result.problem, { eventIds: [item.event.event_id] }));
-      } catch (err) {
-        this.#takeHead();
-        this.#fail(new TracerError('SERIALIZE_FAILED', `event ${item.event.event_id} could not be serialized: ${errorMessage(err)}`, { cause: err, eventIds: [item.event.event_id] }));
-        continue;
+      let value = item.value;
+      if (value === undefined) {
+        try {
+          const resting = Date.now() < this.#s3RestUntil;
+          const encoded = encodeEvent(item.event, this.#encodeOptions);
+          const result = encoded instanceof Promise ? await encoded : encoded;
+          value = item.value = result.value;
+          if (result.offloaded) this.#stats.offloaded++;
+          if (result.problem) {
+            if (result.problemCode === 'OFFLOAD_TIMEOUT' && !resting) this.#restS3();
+            this.#report(new TracerError(result.problemCode ?? 'OFFLOAD_FAILED', result.problem, { eventIds: [item.event.event_id] }));
+          }
+        } catch (err) {
+          this.#takeHead();
+          this.#fail(new TracerError('SERIALIZE_FAILED', `event ${item.event.event_id} could not be serialized: ${errorMessage(err)}`, { cause: err, eventIds: [item.event.event_id] }));
+          continue;
+        }
       }
       let outcome = this.#produce(item, value);
       // librdkafka's own bounded queue is full: wait for acknowledgements, within the timeout.
@@ -472,7 +531,19 @@ export class AgentTracer implements DeliveryTarget {
     }
   }
 
+  /**
+   * An upload timed out: S3 is hung or far too slow. For the next offloadTimeoutMs oversized events
+   * are sent marked without trying it, so a hung S3 holds the session's events at most
+   * offloadTimeoutMs at a time instead of that long per oversized event.
+   */
+  #restS3(): void {
+    const now = Date.now();
+    this.#s3RestUntil = now + this.#opts.offloadTimeoutMs;
+    this.#s3RestReason = `S3 was not tried: an upload timed out at ${new Date(now).toISOString()} and S3 is not tried again for offloadTimeoutMs (${this.#opts.offloadTimeoutMs} ms) after a timeout`;
+  }
+
   #takeHead(): void {
+    this.#queue[this.#queueHead] = undefined as unknown as Queued;
     this.#queueHead++;
     // Compact now and then instead of shift()ing (O(n) per event).
     if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
@@ -481,23 +552,35 @@ export class AgentTracer implements DeliveryTarget {
     }
   }
 
+  /**
+   * Kafka counts as unreachable only while the producer has been trying to connect: time an event
+   * spent waiting for something else (an upload, an idle disconnect) is not Kafka's (#14).
+   */
+  #expiresAt(item: Queued): number {
+    return Math.max(item.at, this.#producer.connectingSince ?? Date.now()) + this.#opts.deliveryTimeoutMs;
+  }
+
   async #waitForProducer(): Promise<void> {
+    // Asked first: a connection attempt starting now starts the unreachable clock now.
+    const ready = this.#producer.ready();
     const oldest = this.#queue[this.#queueHead];
-    const wait = oldest ? Math.max(0, oldest.at + this.#opts.deliveryTimeoutMs - Date.now()) : 0;
+    const wait = oldest ? Math.max(0, this.#expiresAt(oldest) - Date.now()) : 0;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#producer.ready(), new Promise<void>((r) => (timer = setTimeout(r, Math.min(wait, 1000))))]);
+    await Promise.race([ready, new Promise<void>((r) => (timer = setTimeout(r, Math.min(wait, 1000))))]);
     clearTimeout(timer);
     if (!this.#producer.connected) this.#expireQueued();
   }
 
   /** Events that waited longer than the delivery timeout for a connection are failed, loudly. */
   #expireQueued(): void {
-    const limit = Date.now() - this.#opts.deliveryTimeoutMs;
-    while (this.#queue.length > this.#queueHead && this.#queue[this.#queueHead]!.at <= limit) {
+    const since = this.#producer.connectingSince;
+    if (since === undefined) return;
+    const now = Date.now();
+    while (this.#queue.length > this.#queueHead && this.#expiresAt(this.#queue[this.#queueHead]!) <= now) {
       const item = this.#queue[this.#queueHead]!;
       this.#takeHead();
       this.#fail(
-        new TracerError('DELIVERY_FAILED', `event ${item.event.event_id} could not be delivered: Kafka (${this.#opts.kafka.brokers.join(',')}) was unreachable for ${this.#opts.deliveryTimeoutMs} ms`, {
+        new TracerError('DELIVERY_FAILED', `event ${item.event.event_id} could not be delivered: Kafka (${this.#opts.kafka.brokers.join(',')}) was unreachable for ${now - since} ms (deliveryTimeoutMs ${this.#opts.deliveryTimeoutMs})`, {
           retryable: true,
           eventIds: [item.event.event_id],
         }),
@@ -509,11 +592,14 @@ export class AgentTracer implements DeliveryTarget {
   #produce(item: Queued, value: Buffer): 'sent' | 'full' | 'gone' | 'held' | 'failed' {
     try {
       const outcome = this.#producer.produce(value, this.#key, item.ts, eventHeaders());
-      if (outcome === 'sent') this.#handed++;
+      if (outcome === 'sent') {
+        this.#handed++;
+        if (this.#handedIds.size < MAX_NAMED_HANDED) this.#handedIds.add(item.event.event_id);
+      }
       return outcome;
     } catch (err) {
-      // QUEUE_FULL (-184): librdkafka's own bounded queue is full.
-      if ((err as { code?: number }).code === -184 && Date.now() - item.at < this.#opts.deliveryTimeoutMs) return 'full';
+      // QUEUE_FULL (-184): librdkafka's own bounded queue is full (Kafka slower than the agent).
+      if ((err as { code?: number }).code === -184 && Date.now() - (item.fullSince ??= Date.now()) < this.#opts.deliveryTimeoutMs) return 'full';
       this.#fail(new TracerError('DELIVERY_FAILED', `event ${item.event.event_id} could not be handed to Kafka: ${errorMessage(err)}`, { cause: err, eventIds: [item.event.event_id] }));
       return 'failed';
     }
@@ -553,6 +639,7 @@ export class AgentTracer implements DeliveryTarget {
     );
     if (this.#handed > 0) {
       this.#handed--;
+      this.#handedIds.delete(eventId);
       this.#fail(error);
       return;
     }
@@ -571,6 +658,7 @@ export class AgentTracer implements DeliveryTarget {
     const n = this.#handed;
     if (n === 0) return;
     this.#handed = 0;
+    this.#handedIds.clear();
     this.#stats.delivered += n;
     this.#settle(n);
   }
@@ -580,8 +668,10 @@ export class AgentTracer implements DeliveryTarget {
     const n = this.#handed;
     if (n === 0) return;
     this.#handed = 0;
+    const ids = [...this.#handedIds];
+    this.#handedIds.clear();
     this.#lostUnreported += n;
-    this.#countFailure(new TracerError('DELIVERY_FAILED', `${n} event(s) of session ${this.sessionId} may not have been delivered: ${reason}`, { retryable: true }), n);
+    this.#countFailure(new TracerError('DELIVERY_FAILED', `${n} event(s) of session ${this.sessionId} may not have been delivered: ${reason}`, { retryable: true, eventIds: ids }), n);
     this.#settle(n);
   }
 

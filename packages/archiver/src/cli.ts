@@ -2,23 +2,39 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   AgentTraceError,
+  CLI_EXIT,
   ConfigError,
   OptionsError,
   describeKafka,
   describeS3,
   errorMessage,
+  exitCodeForError,
+  exitCodesHelp,
+  exitWhenDrained,
+  guardCliOutput,
   loadConfigFile,
   resolveSettings,
   sanitizeForTerminal,
+  signalExitCode,
 } from '@agenttrace/common';
 import { Archiver } from './archiver.js';
 import { ArchiverError } from './errors.js';
 import type { ArchiverOptions, ParquetCompression } from './options.js';
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
-const EXIT_CLOSE_TIMEOUT = 3;
+// The archiver's part of the table every agenttrace command shares (docs/cli.md).
+const EXIT_OK = CLI_EXIT.OK;
+const EXIT_FAILED = CLI_EXIT.FAILURE;
+const EXIT_USAGE = CLI_EXIT.USAGE;
+const EXIT_CLOSE_TIMEOUT = CLI_EXIT.CLOSE_TIMEOUT;
+
+/** The code of a start-up failure: unreachable Kafka or S3 (4), refused credentials (5), metrics port in use (9), else 1. */
+function startFailureCode(err: unknown): number {
+  const code = exitCodeForError(err);
+  if (code === CLI_EXIT.UNAVAILABLE || code === CLI_EXIT.AUTH_FAILED || code === CLI_EXIT.PORT_IN_USE) return code;
+  // Start-up retries what may pass (a broker down, a timeout) until --start-timeout: still failing then is "unreachable".
+  if (err instanceof ArchiverError && err.code === 'CONSUMER_FAILED' && err.retryable) return CLI_EXIT.UNAVAILABLE;
+  return EXIT_FAILED;
+}
 
 const positiveInt = (flag: string) => (v: string): number => {
   const n = Number(v);
@@ -109,13 +125,7 @@ Examples:
   $ agenttrace-archiver --s3-endpoint http://127.0.0.1:4568 --roll-age 1m --roll-rows 50000 --json
   $ AGENTTRACE_CONFIG=archiver.json agenttrace-archiver      # {"brokers":"k:9092","archiver":{"rollAgeMs":60000}}
 
-Exit codes:
-  0  stopped by SIGTERM/SIGINT after uploading and committing everything
-  1  stopped by a failure (Kafka still unreachable when --start-timeout ran out, bad credentials,
-     a file could not be encoded); nothing
-     uncommitted is lost, a restart archives it again
-  2  invalid flags, environment or config file
-  3  shutdown gave up waiting for uploads (S3 unreachable); those ranges are archived on restart`,
+${exitCodesHelp('agenttrace-archiver')}`,
   );
 
 function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -175,7 +185,18 @@ function makeLogger(flags: Flags): NonNullable<ArchiverOptions['log']> {
   };
 }
 
+/** Set once the archiver runs: a closed stdout (agenttrace-archiver --json | head) then stops it as SIGTERM would. */
+let stopOnBrokenPipe: (() => void) | undefined;
+
 async function main(): Promise<number> {
+  guardCliOutput({
+    name: 'agenttrace-archiver',
+    onBrokenPipe: () => {
+      if (!stopOnBrokenPipe) return false;
+      stopOnBrokenPipe();
+      return true;
+    },
+  });
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -217,7 +238,7 @@ async function main(): Promise<number> {
       return EXIT_OK;
     }
     process.stderr.write(`agenttrace-archiver: ${errorMessage(err)}\n`);
-    return EXIT_FAILED;
+    return startFailureCode(err);
   } finally {
     process.removeListener('SIGTERM', onTerm);
     process.removeListener('SIGINT', onInt);
@@ -227,13 +248,15 @@ async function main(): Promise<number> {
   const outcome = await new Promise<{ signal?: string; failure?: Error }>((resolve) => {
     process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }));
     process.once('SIGINT', () => resolve({ signal: 'SIGINT' }));
+    stopOnBrokenPipe = () => resolve({ signal: 'closed stdout' });
     void archiver.failed.then((failure) => resolve({ failure }));
   });
+  stopOnBrokenPipe = undefined;
   if (outcome.signal) log('info', `${outcome.signal} received; closing open files`);
-  // A second signal while closing means "now": exit without waiting (nothing uncommitted is lost).
-  const hurry = () => process.exit(EXIT_CLOSE_TIMEOUT);
-  process.once('SIGTERM', hurry);
-  process.once('SIGINT', hurry);
+  // A second signal while closing means "now": exit without waiting for uploads (nothing
+  // uncommitted is lost; those ranges are archived again on restart).
+  process.once('SIGTERM', () => void exitWhenDrained(signalExitCode('SIGTERM')));
+  process.once('SIGINT', () => void exitWhenDrained(signalExitCode('SIGINT')));
   try {
     await archiver.close();
   } catch (err) {
@@ -254,16 +277,14 @@ async function main(): Promise<number> {
   return EXIT_OK;
 }
 
+// Everything is closed by then; exitWhenDrained waits for the output, then exits so that a
+// lingering native handle does not keep the process alive.
 main().then(
-  (code) => {
-    process.exitCode = code;
-    // Everything is closed by now; do not let a lingering native handle keep the process alive.
-    setTimeout(() => process.exit(code), 2000).unref();
-  },
+  (code) => exitWhenDrained(code),
   (err: unknown) => {
     // Expected failures carry a code and a message that says what to do; anything else is a bug.
     const msg = err instanceof AgentTraceError ? err.message : `unexpected failure: ${errorMessage(err)}`;
     process.stderr.write(`agenttrace-archiver: ${msg}\n`);
-    process.exitCode = EXIT_FAILED;
+    return exitWhenDrained(EXIT_FAILED);
   },
 );

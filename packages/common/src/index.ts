@@ -44,3 +44,7 @@ export { SETTINGS_OPTIONS, SETTINGS_HELP, settingsFromFlags } from './cli-settin
 export { MetricsHttpServer } from './metrics-server.js';
 export type { MetricsSource } from './metrics-server.js';
 export type { AgentTraceSettings, SettingsFlags, ConfigFile } from './settings.js';
+export { CLI_EXIT, CLI_EXIT_TABLE, exitCodeForError, exitCodesHelp, kdiffExitCode, signalExitCode } from './exit-codes.js';
+export type { CliExitCode, CliTool } from './exit-codes.js';
+export { drained, exitWhenDrained, guardCliOutput, stdoutBroken } from './cli-exit.js';
+export type { CliOutputOptions } from './cli-exit.js';

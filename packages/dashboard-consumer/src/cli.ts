@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { AgentTraceError, OptionsError, errorMessage, loadConfigFile, resolveSettings, sanitizeForTerminal } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT, OptionsError, errorMessage, exitCodeForError, exitCodesHelp, exitWhenDrained, guardCliOutput, loadConfigFile, resolveSettings, sanitizeForTerminal, signalExitCode } from '@agenttrace/common';
 import { DashboardConsumer } from './consumer.js';
-import { DashboardError } from './errors.js';
 import { DEFAULT_GROUP, DEFAULT_METRICS_PORT, type AlertRuleOptions, type DashboardConsumerOptions, type LogEntry } from './options.js';
 
-/** Documented exit codes. */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNAVAILABLE: 3, PORT_IN_USE: 4, INTERRUPTED: 130 } as const;
+/** Documented exit codes: the dashboard's part of the table every agenttrace command shares (docs/cli.md). */
+export const EXIT = {
+  OK: CLI_EXIT.OK,
+  FAILED: CLI_EXIT.FAILURE,
+  USAGE: CLI_EXIT.USAGE,
+  UNAVAILABLE: CLI_EXIT.UNAVAILABLE,
+  AUTH_FAILED: CLI_EXIT.AUTH_FAILED,
+  PORT_IN_USE: CLI_EXIT.PORT_IN_USE,
+  INTERRUPTED: CLI_EXIT.SIGINT,
+} as const;
 
 interface Flags {
   brokers?: string;
@@ -150,19 +157,24 @@ Examples:
 Run several instances with the same --group to share the partitions; each applies its records
 to Redis exactly once, so rebalances and crashes neither lose nor duplicate events.
 
-Exit codes:
-  0    stopped by SIGTERM/SIGINT after a clean shutdown
-  1    unexpected failure
-  2    invalid flag, option or config file
-  3    Redis or Kafka unreachable at startup
-  4    the metrics port is in use
-  130  a second signal forced an immediate exit`,
+${exitCodesHelp('agenttrace-dashboard')}`,
     )
     .showHelpAfterError()
     .exitOverride();
 }
 
+/** Set once the consumer runs: a closed stdout (agenttrace-dashboard | head) then stops it as SIGTERM would. */
+let stopOnBrokenPipe: (() => void) | undefined;
+
 export async function main(argv: string[] = process.argv): Promise<number> {
+  guardCliOutput({
+    name: 'agenttrace-dashboard',
+    onBrokenPipe: () => {
+      if (!stopOnBrokenPipe) return false;
+      stopOnBrokenPipe();
+      return true;
+    },
+  });
   const cmd = program();
   try {
     cmd.parse(argv);
@@ -198,7 +210,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) {
       process.stderr.write(`agenttrace-dashboard: ${sig} again, exiting without a clean shutdown\n`);
-      process.exit(EXIT.INTERRUPTED);
+      void exitWhenDrained(signalExitCode(sig));
+      return;
     }
     stopping = true;
     print({ level: 'info', message: `${sig} received, shutting down` });
@@ -206,15 +219,20 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  stopOnBrokenPipe = () => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write('agenttrace-dashboard: stdout closed, shutting down\n');
+    stopped();
+  };
 
   try {
     await consumer.start();
   } catch (err) {
     process.stderr.write(`agenttrace-dashboard: ${errorMessage(err)}\n`);
-    if (err instanceof DashboardError && (err.code === 'REDIS_UNAVAILABLE' || err.code === 'KAFKA_UNAVAILABLE')) return EXIT.UNAVAILABLE;
-    if (err instanceof AgentTraceError && err.code === 'KAFKA_UNAVAILABLE') return EXIT.UNAVAILABLE;
-    if (err instanceof DashboardError && err.code === 'METRICS_PORT_IN_USE') return EXIT.PORT_IN_USE;
-    return EXIT.FAILED;
+    // Unreachable Redis or Kafka 4, refused credentials 5, metrics port in use 9, else 1.
+    const code = exitCodeForError(err);
+    return code === EXIT.UNAVAILABLE || code === EXIT.AUTH_FAILED || code === EXIT.PORT_IN_USE ? code : EXIT.FAILED;
   }
   print({ level: 'info', message: `started${consumer.metricsUrl ? `; metrics at ${consumer.metricsUrl}/metrics` : ''}`, metrics: consumer.metricsUrl });
 
@@ -234,10 +252,11 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   return EXIT.OK;
 }
 
+// exitWhenDrained, not process.exit(): the last log lines reach a slow reader too.
 main().then(
-  (code) => process.exit(code),
+  (code) => exitWhenDrained(code),
   (err: unknown) => {
     process.stderr.write(`agenttrace-dashboard: unexpected failure: ${errorMessage(err)}\n`);
-    process.exit(EXIT.FAILED);
+    return exitWhenDrained(EXIT.FAILED);
   },
 );

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { AgentTraceError, ConfigError, OptionsError, describeKafka, errorMessage, sanitizeForTerminal } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT, ConfigError, OptionsError, describeKafka, errorMessage, exitCodesHelp, exitWhenDrained, guardCliOutput, sanitizeForTerminal } from '@agenttrace/common';
 import { loadKafmirrorConfig, resolveCluster, type KafmirrorConfigFile } from './clusters.js';
 import { EXIT_CODES, exitCodeFor } from './errors.js';
 import { failover } from './failover.js';
@@ -27,16 +27,7 @@ const list = (v: string | string[] | undefined): string[] | undefined =>
   v === undefined ? undefined : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean);
 
 const EXIT_HELP = `
-Exit codes:
-  ${EXIT_CODES.ok}  stopped by SIGTERM/SIGINT after the transaction in flight (failover: offsets committed)
-  ${EXIT_CODES.failed}  failed for another reason (the message says which); nothing committed is lost
-  ${EXIT_CODES.usage}  invalid flags, environment or config file
-  ${EXIT_CODES.sourceUnavailable}  the source cluster cannot be reached
-  ${EXIT_CODES.targetUnavailable}  the target cluster cannot be reached
-  ${EXIT_CODES.authFailed}  a cluster refused the credentials or the permission (SASL/TLS/ACL)
-  ${EXIT_CODES.topicNotFound}  a topic named with --topics does not exist on the source
-  ${EXIT_CODES.fenced}  another kafmirror with the same transactional id took over
-  ${EXIT_CODES.failoverRefused}  failover refused: no checkpoints for the group, or it is active on the target`;
+${exitCodesHelp('kafmirror')}`;
 
 const CLUSTER_HELP = `
 Clusters:
@@ -172,6 +163,9 @@ function progressLine(snap: LagSnapshot | undefined, records: number, rate: numb
   return sanitizeForTerminal(line, { singleLine: true });
 }
 
+/** Set while replicate runs: a closed stdout then stops it gracefully instead of exiting at once. */
+let stopOnBrokenPipe: (() => void) | undefined;
+
 async function runReplicate(flags: ReplicateFlags): Promise<number> {
   const tty = process.stdout.isTTY === true && !flags.json;
   let progressShown = false;
@@ -226,13 +220,16 @@ async function runReplicate(flags: ReplicateFlags): Promise<number> {
     const onSignal = (signal: string) => resolve({ signal });
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
+    // kafmirror replicate | head: nobody reads the progress any more; stop as on SIGTERM.
+    stopOnBrokenPipe = () => onSignal('closed stdout');
     replicator.onFailure((failure) => resolve({ failure }));
   });
+  stopOnBrokenPipe = undefined;
   clearInterval(progress);
   clearProgress();
   // A second signal while closing stops at once; the open transaction is aborted by the next start.
-  process.once('SIGINT', () => process.exit(130));
-  process.once('SIGTERM', () => process.exit(143));
+  process.once('SIGINT', () => void exitWhenDrained(CLI_EXIT.SIGINT));
+  process.once('SIGTERM', () => void exitWhenDrained(CLI_EXIT.SIGTERM));
   if (outcome.signal) log('info', `${outcome.signal}: stopping after the transaction in flight`);
   await replicator.close();
   const s = replicator.stats;
@@ -380,6 +377,14 @@ ${EXIT_HELP}`,
 }
 
 async function main(): Promise<number> {
+  guardCliOutput({
+    name: 'kafmirror',
+    onBrokenPipe: () => {
+      if (!stopOnBrokenPipe) return false;
+      stopOnBrokenPipe();
+      return true;
+    },
+  });
   let result: Promise<number> | undefined;
   const program = buildProgram((p) => (result = p));
   program.exitOverride();
@@ -399,10 +404,11 @@ async function main(): Promise<number> {
   return result;
 }
 
+// exitWhenDrained, not process.exit(): a reader slower than kafmirror still gets every line.
 main().then(
-  (code) => process.exit(code),
+  (code) => exitWhenDrained(code),
   (err: unknown) => {
     process.stderr.write(`kafmirror: unexpected failure: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
-    process.exit(EXIT_CODES.failed);
+    return exitWhenDrained(EXIT_CODES.failed);
   },
 );

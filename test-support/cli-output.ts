@@ -3,7 +3,7 @@
  * stops after the first line (`| head -1`), to check that no output is ever cut. Asynchronous,
  * like runNode (see there why).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,8 +55,19 @@ export async function runToFile(script: string, args: string[], env: NodeJS.Proc
  * stdout into a pipe whose reader takes nothing for `pauseMs` and then reads everything, as
  * `cli ... | (sleep 1; cat)`: the pipe fills up and the writer has to wait for it.
  */
-export async function runSlowReader(script: string, args: string[], pauseMs = 1500, env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000): Promise<OutputRun> {
+export async function runSlowReader(
+  script: string,
+  args: string[],
+  pauseMs = 1500,
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = 60_000,
+  onStderr?: (stderrSoFar: string, child: ChildProcess) => void,
+): Promise<OutputRun> {
   const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  if (onStderr) {
+    let text = '';
+    child.stderr.on('data', (d: Buffer) => onStderr((text += d.toString()), child));
+  }
   const chunks: Buffer[] = [];
   child.stdout!.pause();
   const resume = setTimeout(() => {

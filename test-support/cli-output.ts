@@ -61,19 +61,30 @@ export async function runSlowReader(
   pauseMs = 1500,
   env: NodeJS.ProcessEnv = process.env,
   timeoutMs = 60_000,
-  onStderr?: (stderrSoFar: string, child: ChildProcess) => void,
+  hooks: {
+    /** Called with everything on stderr so far, each time more arrives. */
+    onStderr?: (stderrSoFar: string, child: ChildProcess) => void;
+    /** Also start reading as soon as stderr matches this (e.g. the command's last log line). */
+    resumeOn?: RegExp;
+  } = {},
 ): Promise<OutputRun> {
   const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  if (onStderr) {
-    let text = '';
-    child.stderr.on('data', (d: Buffer) => onStderr((text += d.toString()), child));
-  }
   const chunks: Buffer[] = [];
-  child.stdout!.pause();
-  const resume = setTimeout(() => {
-    child.stdout!.on('data', (d: Buffer) => chunks.push(d));
-    child.stdout!.resume();
-  }, pauseMs);
+  let reading = false;
+  const read = (): void => {
+    if (reading) return;
+    reading = true;
+    child.stdout.on('data', (d: Buffer) => chunks.push(d));
+    child.stdout.resume();
+  };
+  child.stdout.pause();
+  const resume = setTimeout(read, pauseMs);
+  let text = '';
+  child.stderr.on('data', (d: Buffer) => {
+    text += d.toString();
+    hooks.onStderr?.(text, child);
+    if (hooks.resumeOn?.test(text)) read();
+  });
   const stderr = collectStderr(child);
   try {
     const { code, signal } = await waitExit(child, timeoutMs);

@@ -151,7 +151,7 @@ export const CLI_EXIT_TABLE: readonly ExitRow[] = [
       kdiff: '(reported as 2)',
       kafmirror: 'the source or the target cluster cannot be reached (the message says which)',
       'agenttrace-dashboard': 'Redis or Kafka unreachable at start-up (within --start-timeout)',
-      'agenttrace-archiver': 'Kafka or S3 unreachable at start-up (still failing when --start-timeout ran out)',
+      'agenttrace-archiver': 'Kafka unreachable at start-up (still failing when --start-timeout ran out)',
     },
   },
   {
@@ -162,7 +162,7 @@ export const CLI_EXIT_TABLE: readonly ExitRow[] = [
       kdiff: '(reported as 2)',
       kafmirror: 'a cluster refused the credentials or the permission (SASL/TLS/ACL)',
       'agenttrace-dashboard': 'Kafka refused the credentials or the permission (SASL/TLS/ACL)',
-      'agenttrace-archiver': 'Kafka or S3 refused the credentials or the permission',
+      'agenttrace-archiver': 'Kafka refused the credentials or the permission (SASL/TLS/ACL)',
     },
   },
   {
@@ -217,7 +217,9 @@ export const CLI_EXIT_TABLE: readonly ExitRow[] = [
 
 /** The exit-code section of a tool's --help: its column of CLI_EXIT_TABLE. */
 export function exitCodesHelp(tool: CliTool): string {
+  // kdiff's column marks the codes it reports as 2 with "(...)": they are not its own.
   const rows = CLI_EXIT_TABLE.filter((r) => r.tools[tool] !== undefined && !r.tools[tool]!.startsWith('('));
-  const title = tool === 'kdiff' ? 'Exit status (like diff; every kind of trouble is 2, the message says which):' : 'Exit codes (the same in every agenttrace command, see docs/cli.md):';
-  return [title, ...rows.map((r) => `  ${String(r.code).padEnd(3)}  ${r.tools[tool]!}`)].join('\n');
+  const title = tool === 'kdiff' ? 'Exit status (like diff):' : 'Exit codes:';
+  const note = tool === 'kdiff' ? 'Other agenttrace commands give each kind of trouble its own code; kdiff reports them all as 2 (docs/cli.md).' : 'Every agenttrace command uses the same codes for the same trouble (docs/cli.md).';
+  return [title, ...rows.map((r) => `  ${String(r.code).padStart(3)}  ${r.tools[tool]!}`), `  ${note}`].join('\n');
 }

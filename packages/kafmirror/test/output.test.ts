@@ -42,12 +42,16 @@ describe('kafmirror output through a pipe (built binary)', () => {
   it('replicate --json progress through a slow reader: every line whole, exit 0 after SIGTERM', async () => {
     const args = await mirrorArgs(false);
     let signalled = false;
-    // The reader takes nothing for 6 s; SIGTERM comes 2 s after mirroring started, so kafmirror
-    // finishes while megabytes of progress still wait for the reader.
-    const r = await runSlowReader(CLI, args, 6_000, process.env, 60_000, (stderr, child) => {
-      if (signalled || !/mirroring/.test(stderr)) return;
-      signalled = true;
-      setTimeout(() => child.kill('SIGTERM'), 2_000);
+    // SIGTERM comes 2 s after mirroring started; the reader takes nothing until kafmirror has
+    // logged its last line ("stopped"), so kafmirror ends while megabytes of progress still
+    // wait for the reader.
+    const r = await runSlowReader(CLI, args, 45_000, process.env, 60_000, {
+      onStderr: (stderr, child) => {
+        if (signalled || !/mirroring/.test(stderr)) return;
+        signalled = true;
+        setTimeout(() => child.kill('SIGTERM'), 2_000);
+      },
+      resumeOn: /"msg":"stopped"/,
     });
     expect(signalled).toBe(true);
     expect(r.stderr).not.toMatch(/EPIPE|\n\s+at /);

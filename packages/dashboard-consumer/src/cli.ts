@@ -222,7 +222,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   stopOnBrokenPipe = () => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write('agenttrace-dashboard: stdout closed, shutting down\n');
+    // Said on stderr: the info lines went to the stdout that is gone.
+    if (!flags.quiet) process.stderr.write('agenttrace-dashboard: stdout closed, shutting down\n');
     stopped();
   };
 

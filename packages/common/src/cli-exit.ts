@@ -13,6 +13,10 @@ type Stream = NodeJS.WriteStream;
 /** Streams whose reader went away or that failed: nothing more can be written there. */
 const broken = new Set<Stream>();
 let guarded = false;
+/** The code of the first exitWhenDrained call: a later one (the end of main after a forced exit) keeps it. */
+let exitingWith: number | undefined;
+/** Set when stdout failed for another reason than EPIPE: the output is incomplete, whatever else happened. */
+let writeFailure: number | undefined;
 
 export interface CliOutputOptions {
   /** The command's name, prefixing the one line printed when output cannot be written. */
@@ -51,9 +55,9 @@ export function guardCliOutput(options: CliOutputOptions): void {
       if (options.onBrokenPipe?.() !== true) void exitWhenDrained(typeof process.exitCode === 'number' ? process.exitCode : CLI_EXIT.OK);
       return;
     }
-    const code = options.writeFailureCode ?? CLI_EXIT.FAILURE;
+    writeFailure = options.writeFailureCode ?? CLI_EXIT.FAILURE;
     process.stderr.write(`${options.name}: cannot write the output: ${err.code ?? err.message}\n`);
-    void exitWhenDrained(code);
+    void exitWhenDrained(writeFailure);
   };
   process.stdout.on('error', onError(process.stdout));
   process.stderr.on('error', onError(process.stderr));
@@ -87,9 +91,12 @@ export function drained(stream: Stream): Promise<void> {
  * Sets the exit code, waits for stdout and stderr to drain, then exits (explicitly: a stray
  * timer or native handle of a closed client must not keep a finished command alive). A reader
  * slower than the command is waited for, as with any Unix tool writing into a pipe.
+ * The first call decides the code (a forced exit on a second signal, then main returning, still
+ * exits 130), except that a failed write of stdout always ends with the write-failure code.
  */
 export async function exitWhenDrained(code: number): Promise<never> {
-  process.exitCode = code;
+  exitingWith ??= code;
+  process.exitCode = writeFailure ?? exitingWith;
   await Promise.all([drained(process.stdout), drained(process.stderr)]);
-  process.exit(code);
+  process.exit(writeFailure ?? exitingWith);
 }

@@ -22,7 +22,7 @@ async function helpIntoDevFull(script: string): Promise<{ code: number | null; s
     return await new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [join(repoRoot, script), '--help'], { stdio: ['ignore', fd, 'pipe'] });
       let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, stderr }));
     });

@@ -13,6 +13,7 @@ import {
   exitWhenDrained,
   guardCliOutput,
   loadConfigFile,
+  makeCliLogger,
   resolveSettings,
   sanitizeForTerminal,
   signalExitCode,
@@ -169,22 +170,6 @@ function buildOptions(flags: Flags, env: NodeJS.ProcessEnv): ArchiverOptions {
   return opts;
 }
 
-function makeLogger(flags: Flags): NonNullable<ArchiverOptions['log']> {
-  const levels = { debug: 0, info: 1, warn: 2, error: 3 } as const;
-  const min = flags.quiet ? levels.warn : flags.verbose ? levels.debug : levels.info;
-  return (level, message, fields = {}) => {
-    if (levels[level] < min) return;
-    if (flags.json) {
-      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
-      return;
-    }
-    const extra = Object.entries(fields)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-      .join(' ');
-    process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${sanitizeForTerminal(`${message}${extra ? ` ${extra}` : ''}`, { singleLine: true })}\n`);
-  };
-}
-
 /** Set once the archiver runs: a closed stdout (agenttrace-archiver --json | head) then stops it as SIGTERM would. */
 let stopOnBrokenPipe: (() => void) | undefined;
 
@@ -207,7 +192,7 @@ async function main(): Promise<number> {
     return EXIT_USAGE;
   }
   const flags = program.opts<Flags>();
-  const log = makeLogger(flags);
+  const log = makeCliLogger(flags);
   let archiver: Archiver;
   try {
     archiver = new Archiver({ ...buildOptions(flags, process.env), log });
@@ -237,7 +222,7 @@ async function main(): Promise<number> {
       log('info', `${stoppedWhileStarting} received while starting; stopped`);
       return EXIT_OK;
     }
-    process.stderr.write(`agenttrace-archiver: ${errorMessage(err)}\n`);
+    process.stderr.write(`agenttrace-archiver: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
     return startFailureCode(err);
   } finally {
     process.removeListener('SIGTERM', onTerm);
@@ -264,14 +249,14 @@ async function main(): Promise<number> {
       process.stderr.write(`agenttrace-archiver: ${err.message}\n`);
       return EXIT_CLOSE_TIMEOUT;
     }
-    process.stderr.write(`agenttrace-archiver: ${errorMessage(err)}\n`);
+    process.stderr.write(`agenttrace-archiver: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
     return EXIT_FAILED;
   }
   const s = archiver.stats;
   if (flags.json) process.stdout.write(`${JSON.stringify({ files: s.files, rows: s.rows, bytes: s.bytes, dlq: s.dlq, uploadRetries: s.uploadRetries, committed: s.committed })}\n`);
   else log('info', `stopped: ${s.files} files, ${s.rows} events, ${s.dlq} dead-lettered`);
   if (outcome.failure) {
-    process.stderr.write(`agenttrace-archiver: ${outcome.failure.message}\n`);
+    process.stderr.write(`agenttrace-archiver: ${sanitizeForTerminal(outcome.failure.message, { singleLine: true })}\n`);
     return EXIT_FAILED;
   }
   return EXIT_OK;
@@ -284,7 +269,7 @@ main().then(
   (err: unknown) => {
     // Expected failures carry a code and a message that says what to do; anything else is a bug.
     const msg = err instanceof AgentTraceError ? err.message : `unexpected failure: ${errorMessage(err)}`;
-    process.stderr.write(`agenttrace-archiver: ${msg}\n`);
+    process.stderr.write(`agenttrace-archiver: ${sanitizeForTerminal(msg, { singleLine: true })}\n`);
     return exitWhenDrained(EXIT_FAILED);
   },
 );

@@ -48,3 +48,5 @@ export { CLI_EXIT, CLI_EXIT_TABLE, exitCodeForError, exitCodesHelp, kdiffExitCod
 export type { CliExitCode, CliTool } from './exit-codes.js';
 export { drained, exitWhenDrained, guardCliOutput, stdoutBroken } from './cli-exit.js';
 export type { CliOutputOptions } from './cli-exit.js';
+export { makeCliLogger } from './cli-logger.js';
+export type { CliLogFn, CliLogLevel, CliLoggerFlags } from './cli-logger.js';

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { AgentTraceError, CLI_EXIT, ConfigError, OptionsError, describeKafka, errorMessage, exitCodesHelp, exitWhenDrained, guardCliOutput, sanitizeForTerminal } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT, ConfigError, OptionsError, describeKafka, errorMessage, exitCodesHelp, exitWhenDrained, guardCliOutput, makeCliLogger, sanitizeForTerminal } from '@agenttrace/common';
 import { loadKafmirrorConfig, resolveCluster, type KafmirrorConfigFile } from './clusters.js';
 import { EXIT_CODES, exitCodeFor } from './errors.js';
 import { failover } from './failover.js';
 import type { LagSnapshot } from './lag.js';
-import type { LogFn, NamingPolicy, ReplicatorOptions } from './options.js';
+import type { NamingPolicy, ReplicatorOptions } from './options.js';
 import { Replicator } from './replicator.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -74,24 +74,6 @@ interface FailoverFlags {
   dryRun?: boolean;
   config?: string;
   json?: boolean;
-}
-
-function makeLogger(flags: { json?: boolean; quiet?: boolean; verbose?: boolean }, beforeWrite: () => void): LogFn {
-  const levels = { debug: 0, info: 1, warn: 2, error: 3 } as const;
-  const min = flags.quiet ? levels.warn : flags.verbose ? levels.debug : levels.info;
-  return (level, message, fields = {}) => {
-    if (levels[level] < min) return;
-    beforeWrite();
-    if (flags.json) {
-      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
-      return;
-    }
-    const extra = Object.entries(fields)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-      .join(' ');
-    process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${sanitizeForTerminal(`${message}${extra ? ` ${extra}` : ''}`, { singleLine: true })}\n`);
-  };
 }
 
 function fileValue<T>(file: KafmirrorConfigFile, name: string, type: 'string' | 'number' | 'boolean' | 'list'): T | undefined {
@@ -175,7 +157,7 @@ async function runReplicate(flags: ReplicateFlags): Promise<number> {
       progressShown = false;
     }
   };
-  const log = makeLogger(flags, clearProgress);
+  const log = makeCliLogger(flags, clearProgress);
   let replicator: Replicator;
   try {
     replicator = new Replicator({ ...replicateOptions(flags, process.env), log, debug: flags.verbose === true });

@@ -14,6 +14,8 @@ import {
   guardCliOutput,
   loadConfigFile,
   makeCliLogger,
+  parseCount,
+  parseDurationMs,
   resolveSettings,
   sanitizeForTerminal,
   signalExitCode,
@@ -37,18 +39,16 @@ function startFailureCode(err: unknown): number {
   return EXIT_FAILED;
 }
 
-const positiveInt = (flag: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer`);
-  return n;
+/** A shared parser (@agenttrace/common) as a commander option parser: its OptionsError becomes commander's usage error. */
+const flagParser = <T>(parse: (v: string) => T) => (v: string): T => {
+  try {
+    return parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err));
+  }
 };
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const duration = (flag: string) => (v: string): number => {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(v.trim());
-  if (!m) throw new InvalidArgumentError(`${flag} must be a duration like 500ms, 30s, 5m or a number of ms`);
-  return Number(m[1]) * UNITS[m[2] ?? 'ms']!;
-};
+const duration = (flag: string, zero = false) => flagParser((v) => parseDurationMs(v, flag, { zero }));
+const count = (flag: string, zero = false) => flagParser((v) => parseCount(v, flag, { zero }));
 
 const SIZE_UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 const size = (flag: string) => (v: string): number => {
@@ -102,17 +102,17 @@ const program = new Command('agenttrace-archiver')
   .option('--s3-bucket <name>', 'bucket (env AGENTTRACE_S3_BUCKET; default agenttrace)')
   .option('--s3-prefix <prefix>', 'key prefix, no leading/trailing "/" (env AGENTTRACE_S3_PREFIX; default none)')
   .option('--config <file>', 'JSON config file; archiver settings under "archiver" (env AGENTTRACE_CONFIG)')
-  .option('--roll-rows <n>', 'roll a file after this many records (default 200000)', positiveInt('--roll-rows'))
+  .option('--roll-rows <n>', 'roll a file after this many records (default 200000)', count('--roll-rows'))
   .option('--roll-bytes <size>', 'roll a file when its raw JSON reaches this size (default 128MiB)', size('--roll-bytes'))
   .option('--roll-age <duration>', 'roll a file this long after its first record (default 5m)', duration('--roll-age'))
-  .option('--row-group-rows <n>', 'rows per Parquet row group (default 100000)', positiveInt('--row-group-rows'))
+  .option('--row-group-rows <n>', 'rows per Parquet row group (default 100000)', count('--row-group-rows'))
   .addOption(new Option('--compression <codec>', 'Parquet compression (default snappy)').choices(['snappy', 'gzip', 'none']))
   .option('--multipart-threshold <size>', 'files above this size use multipart upload (default 64MiB, min 5MiB)', size('--multipart-threshold'))
   .option('--close-timeout <duration>', 'how long shutdown waits for uploads (default 60s)', duration('--close-timeout'))
-  .option('--start-timeout <duration>', 'how long start-up retries Kafka (broker down, topic creation timing out) before exit 1 (default 5m)', duration('--start-timeout'))
-  .option('--dlq-give-up <duration>', 'skip a bad record the dead-letter topic keeps refusing after this long, 0 = never (default 15m)', duration('--dlq-give-up'))
-  .option('--encode-workers <n>', 'worker threads that validate and encode, 0 = main thread (env AGENTTRACE_ARCHIVER_ENCODE_WORKERS; default 2)', positiveInt('--encode-workers'))
-  .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = any free port)', positiveInt('--metrics-port'))
+  .option('--start-timeout <duration>', 'how long start-up retries Kafka (broker down, topic creation timing out) before exit 4 (default 5m)', duration('--start-timeout'))
+  .option('--dlq-give-up <duration>', 'skip a bad record the dead-letter topic keeps refusing after this long, 0 = never (default 15m)', duration('--dlq-give-up', true))
+  .option('--encode-workers <n>', 'worker threads that validate and encode, 0 = main thread (env AGENTTRACE_ARCHIVER_ENCODE_WORKERS; default 2)', count('--encode-workers', true))
+  .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = any free port)', flagParser((v) => parseCount(v, '--metrics-port', { zero: true, max: 65535 })))
   .option('--metrics-host <host>', 'address of the metrics server (default 127.0.0.1)')
   .option('--json', 'log one JSON object per line')
   .option('-v, --verbose', 'also log each upload start and commit')

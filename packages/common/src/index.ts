@@ -50,3 +50,5 @@ export { drained, exitWhenDrained, guardCliOutput, stdoutBroken } from './cli-ex
 export type { CliOutputOptions } from './cli-exit.js';
 export { makeCliLogger } from './cli-logger.js';
 export type { CliLogFn, CliLogLevel, CliLoggerFlags } from './cli-logger.js';
+export { parseCount, parseDurationMs } from './cli-parsers.js';
+export type { NumberRule } from './cli-parsers.js';

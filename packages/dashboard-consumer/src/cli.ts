@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { AgentTraceError, CLI_EXIT, OptionsError, errorMessage, exitCodeForError, exitCodesHelp, exitWhenDrained, guardCliOutput, loadConfigFile, resolveSettings, sanitizeForTerminal, signalExitCode } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT, OptionsError, errorMessage, exitCodeForError, exitCodesHelp, exitWhenDrained, guardCliOutput, loadConfigFile, parseCount, resolveSettings, sanitizeForTerminal, signalExitCode } from '@agenttrace/common';
 import { DashboardConsumer } from './consumer.js';
 import { DEFAULT_GROUP, DEFAULT_METRICS_PORT, type AlertRuleOptions, type DashboardConsumerOptions, type LogEntry } from './options.js';
 
@@ -43,11 +43,15 @@ interface Flags {
   quiet?: boolean;
 }
 
-const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number`);
-  return n;
+/** A shared parser (@agenttrace/common) as a commander option parser: its OptionsError becomes commander's usage error. */
+const flagParser = <T>(parse: (v: string) => T) => (v: string): T => {
+  try {
+    return parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err));
+  }
 };
+const count = (flag: string, zero = false) => flagParser((v) => parseCount(v, flag, { zero }));
 const numberOrOff = (name: string, integer: boolean) => (v: string) => {
   if (v === 'off') return false;
   const n = Number(v);
@@ -132,16 +136,16 @@ function program(): Command {
       if (v !== 'earliest' && v !== 'latest') throw new InvalidArgumentError('must be earliest or latest');
       return v;
     })
-    .option('--ttl-days <days>', 'days a session stays in Redis after its last event (default 30)', positiveInt('--ttl-days'))
-    .option('--batch-size <n>', 'most records per atomic Redis write (default 2000)', positiveInt('--batch-size'))
+    .option('--ttl-days <days>', 'days a session stays in Redis after its last event (default 30)', count('--ttl-days'))
+    .option('--batch-size <n>', 'most records per atomic Redis write (default 2000)', count('--batch-size'))
     .option('--cost-threshold <usd|off>', 'alert when a session costs more than this (default 10)', numberOrOff('--cost-threshold', false))
     .option('--max-tool-calls <n|off>', 'alert when one tool is called more than n times in a session (default 50)', numberOrOff('--max-tool-calls', true))
     .option('--error-burst <count/seconds|off>', 'alert on this many errors within this many seconds (default 5/60)', burst)
     .option('--idle-minutes <n|off>', 'alert when an active session has no event for n minutes (default 30)', numberOrOff('--idle-minutes', false))
     .option('--webhook-url <url>', 'Slack-compatible webhook for alerts (env AGENTTRACE_ALERT_WEBHOOK_URL; never printed)')
     .option('--no-alerts', 'turn every alert rule off')
-    .option('--start-timeout <seconds>', 'how long startup waits for Redis and Kafka (default 30)', positiveInt('--start-timeout'))
-    .option('--status-interval <seconds>', 'print a status line this often, 0 = never (default 60)', positiveInt('--status-interval'))
+    .option('--start-timeout <seconds>', 'how long startup waits for Redis and Kafka (default 30)', count('--start-timeout'))
+    .option('--status-interval <seconds>', 'print a status line this often, 0 = never (default 60)', count('--status-interval', true))
     .option('--json', 'print log and status lines as JSON')
     .option('--verbose', 'also print debug lines')
     .option('--quiet', 'print warnings and errors only')

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { AgentTraceError, CLI_EXIT, ConfigError, OptionsError, describeKafka, errorMessage, exitCodesHelp, exitWhenDrained, guardCliOutput, makeCliLogger, sanitizeForTerminal } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT, ConfigError, OptionsError, describeKafka, errorMessage, exitCodesHelp, exitWhenDrained, guardCliOutput, makeCliLogger, parseCount, parseDurationMs, sanitizeForTerminal } from '@agenttrace/common';
 import { loadKafmirrorConfig, resolveCluster, type KafmirrorConfigFile } from './clusters.js';
 import { EXIT_CODES, exitCodeFor } from './errors.js';
 import { failover } from './failover.js';
@@ -8,21 +8,16 @@ import type { LagSnapshot } from './lag.js';
 import type { NamingPolicy, ReplicatorOptions } from './options.js';
 import { Replicator } from './replicator.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parses 500ms, 10s, 1.5m, 2h or plain milliseconds. */
-function parseDuration(v: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(v).trim());
-  if (!m) throw new InvalidArgumentError(`${flag} must be a duration like 500ms, 10s, 5m or a number of ms, got "${v}"`);
-  return Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']!);
-}
-
-const duration = (flag: string) => (v: string): number => parseDuration(v, flag);
-const nonNegativeInt = (flag: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer, got "${v}"`);
-  return n;
+/** A shared parser (@agenttrace/common) as a commander option parser: its OptionsError becomes commander's usage error. */
+const flagParser = <T>(parse: (v: string) => T) => (v: string): T => {
+  try {
+    return parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err));
+  }
 };
+const duration = (flag: string, zero = false) => flagParser((v) => parseDurationMs(v, flag, { zero }));
+const count = (flag: string, zero = false) => flagParser((v) => parseCount(v, flag, { zero }));
 const list = (v: string | string[] | undefined): string[] | undefined =>
   v === undefined ? undefined : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean);
 
@@ -113,8 +108,8 @@ function replicateOptions(flags: ReplicateFlags, env: NodeJS.ProcessEnv): Replic
     groups: list(pick<string | string[]>(flags.groups, env.AGENTTRACE_KAFMIRROR_GROUPS, fileValue<string | string[]>(file, 'groups', 'list'))),
     lagThresholdMs: pick(
       flags.lagThreshold,
-      envThreshold !== undefined ? parseDuration(envThreshold, 'AGENTTRACE_KAFMIRROR_LAG_THRESHOLD') : undefined,
-      fileThreshold !== undefined ? parseDuration(fileThreshold, 'kafmirror.lagThreshold') : undefined,
+      envThreshold !== undefined ? parseDurationMs(envThreshold, 'AGENTTRACE_KAFMIRROR_LAG_THRESHOLD') : undefined,
+      fileThreshold !== undefined ? parseDurationMs(fileThreshold, 'kafmirror.lagThreshold') : undefined,
     ),
     webhookUrl: pick(flags.webhook, env.AGENTTRACE_KAFMIRROR_WEBHOOK, fileValue<string>(file, 'webhook', 'string')),
     metricsPort: pick(flags.metricsPort, fileValue<number>(file, 'metricsPort', 'number')),
@@ -299,16 +294,16 @@ ${EXIT_HELP}`,
     .option('--groups <list>', 'consumer groups whose offsets are translated for failover, comma separated')
     .option('--lag-threshold <duration>', 'alert when the lag of a partition exceeds this, e.g. 10s', duration('--lag-threshold'))
     .option('--webhook <url>', 'POST alerts and recoveries as JSON to this URL (needs --lag-threshold)')
-    .option('--metrics-port <port>', 'serve Prometheus metrics on /metrics (0 = any free port)', nonNegativeInt('--metrics-port'))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on /metrics (0 = any free port)', flagParser((v) => parseCount(v, '--metrics-port', { zero: true, max: 65535 })))
     .option('--metrics-host <host>', 'address of the metrics server (default 127.0.0.1)')
     .option('--instance-id <id>', 'part of the transactional id; a second process with the same id fences this one (default "default")')
     .option('--checkpoint-interval <duration>', 'how often group offsets are translated (default 5s)', duration('--checkpoint-interval'))
     .option('--refresh-interval <duration>', 'how often new topics and partitions are looked for (default 30s)', duration('--refresh-interval'))
     .option('--progress-interval <duration>', 'how often progress and lag are printed (default 5s)', duration('--progress-interval'))
-    .option('--max-batch <n>', 'most records per transaction (default 5000)', nonNegativeInt('--max-batch'))
-    .option('--batch-linger <duration>', 'keep a transaction open this long for more records (default 0: commit each batch at once)', duration('--batch-linger'))
+    .option('--max-batch <n>', 'most records per transaction (default 5000)', count('--max-batch'))
+    .option('--batch-linger <duration>', 'keep a transaction open this long for more records (default 0: commit each batch at once)', duration('--batch-linger', true))
     .addOption(new Option('--start-from <where>', 'where partitions without stored offsets start (default earliest)').choices(['earliest', 'latest']))
-    .option('--replication-factor <n>', 'replication factor of created topics (default: the target broker default)', nonNegativeInt('--replication-factor'))
+    .option('--replication-factor <n>', 'replication factor of created topics (default: the target broker default)', count('--replication-factor'))
     .option('--no-create-topics', 'do not create or grow target topics')
     .option('--config <file>', 'JSON config file with "clusters" and a "kafmirror" section (env AGENTTRACE_CONFIG)')
     .option('--json', 'logs (stderr) and progress (stdout) as one JSON object per line')

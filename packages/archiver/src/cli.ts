@@ -2,36 +2,53 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   AgentTraceError,
+  CLI_EXIT,
   ConfigError,
   OptionsError,
   describeKafka,
   describeS3,
   errorMessage,
+  exitCodeForError,
+  exitCodesHelp,
+  exitWhenDrained,
+  guardCliOutput,
   loadConfigFile,
+  makeCliLogger,
+  parseCount,
+  parseDurationMs,
   resolveSettings,
   sanitizeForTerminal,
+  signalExitCode,
 } from '@agenttrace/common';
 import { Archiver } from './archiver.js';
 import { ArchiverError } from './errors.js';
 import type { ArchiverOptions, ParquetCompression } from './options.js';
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
-const EXIT_CLOSE_TIMEOUT = 3;
+// The archiver's part of the table every agenttrace command shares (docs/cli.md).
+const EXIT_OK = CLI_EXIT.OK;
+const EXIT_FAILED = CLI_EXIT.FAILURE;
+const EXIT_USAGE = CLI_EXIT.USAGE;
+const EXIT_CLOSE_TIMEOUT = CLI_EXIT.CLOSE_TIMEOUT;
 
-const positiveInt = (flag: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer`);
-  return n;
-};
+/** The code of a start-up failure: unreachable Kafka or S3 (4), refused credentials (5), metrics port in use (9), else 1. */
+function startFailureCode(err: unknown): number {
+  const code = exitCodeForError(err);
+  if (code === CLI_EXIT.UNAVAILABLE || code === CLI_EXIT.AUTH_FAILED || code === CLI_EXIT.PORT_IN_USE) return code;
+  // Start-up retries what may pass (a broker down, a timeout) until --start-timeout: still failing then is "unreachable".
+  if (err instanceof ArchiverError && err.code === 'CONSUMER_FAILED' && err.retryable) return CLI_EXIT.UNAVAILABLE;
+  return EXIT_FAILED;
+}
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const duration = (flag: string) => (v: string): number => {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(v.trim());
-  if (!m) throw new InvalidArgumentError(`${flag} must be a duration like 500ms, 30s, 5m or a number of ms`);
-  return Number(m[1]) * UNITS[m[2] ?? 'ms']!;
+/** A shared parser (@agenttrace/common) as a commander option parser: its OptionsError becomes commander's usage error. */
+const flagParser = <T>(parse: (v: string) => T) => (v: string): T => {
+  try {
+    return parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err));
+  }
 };
+const duration = (flag: string, zero = false) => flagParser((v) => parseDurationMs(v, flag, { zero }));
+const count = (flag: string, zero = false) => flagParser((v) => parseCount(v, flag, { zero }));
 
 const SIZE_UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 const size = (flag: string) => (v: string): number => {
@@ -85,17 +102,17 @@ const program = new Command('agenttrace-archiver')
   .option('--s3-bucket <name>', 'bucket (env AGENTTRACE_S3_BUCKET; default agenttrace)')
   .option('--s3-prefix <prefix>', 'key prefix, no leading/trailing "/" (env AGENTTRACE_S3_PREFIX; default none)')
   .option('--config <file>', 'JSON config file; archiver settings under "archiver" (env AGENTTRACE_CONFIG)')
-  .option('--roll-rows <n>', 'roll a file after this many records (default 200000)', positiveInt('--roll-rows'))
+  .option('--roll-rows <n>', 'roll a file after this many records (default 200000)', count('--roll-rows'))
   .option('--roll-bytes <size>', 'roll a file when its raw JSON reaches this size (default 128MiB)', size('--roll-bytes'))
   .option('--roll-age <duration>', 'roll a file this long after its first record (default 5m)', duration('--roll-age'))
-  .option('--row-group-rows <n>', 'rows per Parquet row group (default 100000)', positiveInt('--row-group-rows'))
+  .option('--row-group-rows <n>', 'rows per Parquet row group (default 100000)', count('--row-group-rows'))
   .addOption(new Option('--compression <codec>', 'Parquet compression (default snappy)').choices(['snappy', 'gzip', 'none']))
   .option('--multipart-threshold <size>', 'files above this size use multipart upload (default 64MiB, min 5MiB)', size('--multipart-threshold'))
   .option('--close-timeout <duration>', 'how long shutdown waits for uploads (default 60s)', duration('--close-timeout'))
-  .option('--start-timeout <duration>', 'how long start-up retries Kafka (broker down, topic creation timing out) before exit 1 (default 5m)', duration('--start-timeout'))
-  .option('--dlq-give-up <duration>', 'skip a bad record the dead-letter topic keeps refusing after this long, 0 = never (default 15m)', duration('--dlq-give-up'))
-  .option('--encode-workers <n>', 'worker threads that validate and encode, 0 = main thread (env AGENTTRACE_ARCHIVER_ENCODE_WORKERS; default 2)', positiveInt('--encode-workers'))
-  .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = any free port)', positiveInt('--metrics-port'))
+  .option('--start-timeout <duration>', 'how long start-up retries Kafka (broker down, topic creation timing out) before exit 4 (default 5m)', duration('--start-timeout'))
+  .option('--dlq-give-up <duration>', 'skip a bad record the dead-letter topic keeps refusing after this long, 0 = never (default 15m)', duration('--dlq-give-up', true))
+  .option('--encode-workers <n>', 'worker threads that validate and encode, 0 = main thread (env AGENTTRACE_ARCHIVER_ENCODE_WORKERS; default 2)', count('--encode-workers', true))
+  .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = any free port)', flagParser((v) => parseCount(v, '--metrics-port', { zero: true, max: 65535 })))
   .option('--metrics-host <host>', 'address of the metrics server (default 127.0.0.1)')
   .option('--json', 'log one JSON object per line')
   .option('-v, --verbose', 'also log each upload start and commit')
@@ -109,13 +126,7 @@ Examples:
   $ agenttrace-archiver --s3-endpoint http://127.0.0.1:4568 --roll-age 1m --roll-rows 50000 --json
   $ AGENTTRACE_CONFIG=archiver.json agenttrace-archiver      # {"brokers":"k:9092","archiver":{"rollAgeMs":60000}}
 
-Exit codes:
-  0  stopped by SIGTERM/SIGINT after uploading and committing everything
-  1  stopped by a failure (Kafka still unreachable when --start-timeout ran out, bad credentials,
-     a file could not be encoded); nothing
-     uncommitted is lost, a restart archives it again
-  2  invalid flags, environment or config file
-  3  shutdown gave up waiting for uploads (S3 unreachable); those ranges are archived on restart`,
+${exitCodesHelp('agenttrace-archiver')}`,
   );
 
 function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -159,23 +170,18 @@ function buildOptions(flags: Flags, env: NodeJS.ProcessEnv): ArchiverOptions {
   return opts;
 }
 
-function makeLogger(flags: Flags): NonNullable<ArchiverOptions['log']> {
-  const levels = { debug: 0, info: 1, warn: 2, error: 3 } as const;
-  const min = flags.quiet ? levels.warn : flags.verbose ? levels.debug : levels.info;
-  return (level, message, fields = {}) => {
-    if (levels[level] < min) return;
-    if (flags.json) {
-      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
-      return;
-    }
-    const extra = Object.entries(fields)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-      .join(' ');
-    process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${sanitizeForTerminal(`${message}${extra ? ` ${extra}` : ''}`, { singleLine: true })}\n`);
-  };
-}
+/** Set once the archiver runs: a closed stdout (agenttrace-archiver --json | head) then stops it as SIGTERM would. */
+let stopOnBrokenPipe: (() => void) | undefined;
 
 async function main(): Promise<number> {
+  guardCliOutput({
+    name: 'agenttrace-archiver',
+    onBrokenPipe: () => {
+      if (!stopOnBrokenPipe) return false;
+      stopOnBrokenPipe();
+      return true;
+    },
+  });
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -186,7 +192,7 @@ async function main(): Promise<number> {
     return EXIT_USAGE;
   }
   const flags = program.opts<Flags>();
-  const log = makeLogger(flags);
+  const log = makeCliLogger(flags);
   let archiver: Archiver;
   try {
     archiver = new Archiver({ ...buildOptions(flags, process.env), log });
@@ -216,8 +222,8 @@ async function main(): Promise<number> {
       log('info', `${stoppedWhileStarting} received while starting; stopped`);
       return EXIT_OK;
     }
-    process.stderr.write(`agenttrace-archiver: ${errorMessage(err)}\n`);
-    return EXIT_FAILED;
+    process.stderr.write(`agenttrace-archiver: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
+    return startFailureCode(err);
   } finally {
     process.removeListener('SIGTERM', onTerm);
     process.removeListener('SIGINT', onInt);
@@ -227,13 +233,15 @@ async function main(): Promise<number> {
   const outcome = await new Promise<{ signal?: string; failure?: Error }>((resolve) => {
     process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }));
     process.once('SIGINT', () => resolve({ signal: 'SIGINT' }));
+    stopOnBrokenPipe = () => resolve({ signal: 'closed stdout' });
     void archiver.failed.then((failure) => resolve({ failure }));
   });
+  stopOnBrokenPipe = undefined;
   if (outcome.signal) log('info', `${outcome.signal} received; closing open files`);
-  // A second signal while closing means "now": exit without waiting (nothing uncommitted is lost).
-  const hurry = () => process.exit(EXIT_CLOSE_TIMEOUT);
-  process.once('SIGTERM', hurry);
-  process.once('SIGINT', hurry);
+  // A second signal while closing means "now": exit without waiting for uploads (nothing
+  // uncommitted is lost; those ranges are archived again on restart).
+  process.once('SIGTERM', () => void exitWhenDrained(signalExitCode('SIGTERM')));
+  process.once('SIGINT', () => void exitWhenDrained(signalExitCode('SIGINT')));
   try {
     await archiver.close();
   } catch (err) {
@@ -241,29 +249,27 @@ async function main(): Promise<number> {
       process.stderr.write(`agenttrace-archiver: ${err.message}\n`);
       return EXIT_CLOSE_TIMEOUT;
     }
-    process.stderr.write(`agenttrace-archiver: ${errorMessage(err)}\n`);
+    process.stderr.write(`agenttrace-archiver: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
     return EXIT_FAILED;
   }
   const s = archiver.stats;
   if (flags.json) process.stdout.write(`${JSON.stringify({ files: s.files, rows: s.rows, bytes: s.bytes, dlq: s.dlq, uploadRetries: s.uploadRetries, committed: s.committed })}\n`);
   else log('info', `stopped: ${s.files} files, ${s.rows} events, ${s.dlq} dead-lettered`);
   if (outcome.failure) {
-    process.stderr.write(`agenttrace-archiver: ${outcome.failure.message}\n`);
+    process.stderr.write(`agenttrace-archiver: ${sanitizeForTerminal(outcome.failure.message, { singleLine: true })}\n`);
     return EXIT_FAILED;
   }
   return EXIT_OK;
 }
 
+// Everything is closed by then; exitWhenDrained waits for the output, then exits so that a
+// lingering native handle does not keep the process alive.
 main().then(
-  (code) => {
-    process.exitCode = code;
-    // Everything is closed by now; do not let a lingering native handle keep the process alive.
-    setTimeout(() => process.exit(code), 2000).unref();
-  },
+  (code) => exitWhenDrained(code),
   (err: unknown) => {
     // Expected failures carry a code and a message that says what to do; anything else is a bug.
     const msg = err instanceof AgentTraceError ? err.message : `unexpected failure: ${errorMessage(err)}`;
-    process.stderr.write(`agenttrace-archiver: ${msg}\n`);
-    process.exitCode = EXIT_FAILED;
+    process.stderr.write(`agenttrace-archiver: ${sanitizeForTerminal(msg, { singleLine: true })}\n`);
+    return exitWhenDrained(EXIT_FAILED);
   },
 );

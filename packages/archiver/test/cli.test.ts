@@ -25,4 +25,11 @@ describe('agenttrace-archiver CLI', () => {
     expect(config.code).toBe(2);
     expect(config.stderr).toContain('no such file');
   });
+
+  it('exits 4 (unreachable, as in every agenttrace command) naming Kafka when --start-timeout runs out', async () => {
+    const r = await run(['--brokers', '127.0.0.1:1', '--start-timeout', '2s', '--topic', 'archiver-cli-unreachable']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/could not start the archiver on Kafka at 127\.0\.0\.1:1/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  }, 40_000);
 });

@@ -1,13 +1,20 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { AgentTraceError, OptionsError, errorMessage, loadConfigFile, resolveSettings, sanitizeForTerminal } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT, OptionsError, errorMessage, exitCodeForError, exitCodesHelp, exitWhenDrained, guardCliOutput, loadConfigFile, parseCount, resolveSettings, sanitizeForTerminal, signalExitCode } from '@agenttrace/common';
 import { loadPriceTable, type PriceTable } from '@agenttrace/contract';
 import { DashboardConsumer } from './consumer.js';
-import { DashboardError } from './errors.js';
 import { DEFAULT_GROUP, DEFAULT_METRICS_PORT, type AlertRuleOptions, type DashboardConsumerOptions, type LogEntry } from './options.js';
 
-/** Documented exit codes. */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNAVAILABLE: 3, PORT_IN_USE: 4, INTERRUPTED: 130 } as const;
+/** Documented exit codes: the dashboard's part of the table every agenttrace command shares (docs/cli.md). */
+export const EXIT = {
+  OK: CLI_EXIT.OK,
+  FAILED: CLI_EXIT.FAILURE,
+  USAGE: CLI_EXIT.USAGE,
+  UNAVAILABLE: CLI_EXIT.UNAVAILABLE,
+  AUTH_FAILED: CLI_EXIT.AUTH_FAILED,
+  PORT_IN_USE: CLI_EXIT.PORT_IN_USE,
+  INTERRUPTED: CLI_EXIT.SIGINT,
+} as const;
 
 interface Flags {
   brokers?: string;
@@ -38,11 +45,15 @@ interface Flags {
   quiet?: boolean;
 }
 
-const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number`);
-  return n;
+/** A shared parser (@agenttrace/common) as a commander option parser: its OptionsError becomes commander's usage error. */
+const flagParser = <T>(parse: (v: string) => T) => (v: string): T => {
+  try {
+    return parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err));
+  }
 };
+const count = (flag: string, zero = false) => flagParser((v) => parseCount(v, flag, { zero }));
 const numberOrOff = (name: string, integer: boolean) => (v: string) => {
   if (v === 'off') return false;
   const n = Number(v);
@@ -140,8 +151,8 @@ function program(): Command {
       if (v !== 'earliest' && v !== 'latest') throw new InvalidArgumentError('must be earliest or latest');
       return v;
     })
-    .option('--ttl-days <days>', 'days a session stays in Redis after its last event (default 30)', positiveInt('--ttl-days'))
-    .option('--batch-size <n>', 'most records per atomic Redis write (default 2000)', positiveInt('--batch-size'))
+    .option('--ttl-days <days>', 'days a session stays in Redis after its last event (default 30)', count('--ttl-days'))
+    .option('--batch-size <n>', 'most records per atomic Redis write (default 2000)', count('--batch-size'))
     .option('--cost-threshold <usd|off>', 'alert when a session costs more than this (default 10)', numberOrOff('--cost-threshold', false))
     .option('--max-tool-calls <n|off>', 'alert when one tool is called more than n times in a session (default 50)', numberOrOff('--max-tool-calls', true))
     .option('--error-burst <count/seconds|off>', 'alert on this many errors within this many seconds (default 5/60)', burst)
@@ -149,8 +160,8 @@ function program(): Command {
     .option('--prices <file|off>', 'model price table (JSON, USD per million tokens) for LLM calls recorded without a cost (env AGENTTRACE_PRICES; default: the shipped table, see docs/dashboard-consumer.md)')
     .option('--webhook-url <url>', 'Slack-compatible webhook for alerts (env AGENTTRACE_ALERT_WEBHOOK_URL; never printed)')
     .option('--no-alerts', 'turn every alert rule off')
-    .option('--start-timeout <seconds>', 'how long startup waits for Redis and Kafka (default 30)', positiveInt('--start-timeout'))
-    .option('--status-interval <seconds>', 'print a status line this often, 0 = never (default 60)', positiveInt('--status-interval'))
+    .option('--start-timeout <seconds>', 'how long startup waits for Redis and Kafka (default 30)', count('--start-timeout'))
+    .option('--status-interval <seconds>', 'print a status line this often, 0 = never (default 60)', count('--status-interval', true))
     .option('--json', 'print log and status lines as JSON')
     .option('--verbose', 'also print debug lines')
     .option('--quiet', 'print warnings and errors only')
@@ -166,19 +177,24 @@ Examples:
 Run several instances with the same --group to share the partitions; each applies its records
 to Redis exactly once, so rebalances and crashes neither lose nor duplicate events.
 
-Exit codes:
-  0    stopped by SIGTERM/SIGINT after a clean shutdown
-  1    unexpected failure
-  2    invalid flag, option or config file
-  3    Redis or Kafka unreachable at startup
-  4    the metrics port is in use
-  130  a second signal forced an immediate exit`,
+${exitCodesHelp('agenttrace-dashboard')}`,
     )
     .showHelpAfterError()
     .exitOverride();
 }
 
+/** Set once the consumer runs: a closed stdout (agenttrace-dashboard | head) then stops it as SIGTERM would. */
+let stopOnBrokenPipe: (() => void) | undefined;
+
 export async function main(argv: string[] = process.argv): Promise<number> {
+  guardCliOutput({
+    name: 'agenttrace-dashboard',
+    onBrokenPipe: () => {
+      if (!stopOnBrokenPipe) return false;
+      stopOnBrokenPipe();
+      return true;
+    },
+  });
   const cmd = program();
   try {
     cmd.parse(argv);
@@ -214,7 +230,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) {
       process.stderr.write(`agenttrace-dashboard: ${sig} again, exiting without a clean shutdown\n`);
-      process.exit(EXIT.INTERRUPTED);
+      void exitWhenDrained(signalExitCode(sig));
+      return;
     }
     stopping = true;
     print({ level: 'info', message: `${sig} received, shutting down` });
@@ -222,15 +239,21 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  stopOnBrokenPipe = () => {
+    if (stopping) return;
+    stopping = true;
+    // Said on stderr: the info lines went to the stdout that is gone.
+    if (!flags.quiet) process.stderr.write('agenttrace-dashboard: stdout closed, shutting down\n');
+    stopped();
+  };
 
   try {
     await consumer.start();
   } catch (err) {
     process.stderr.write(`agenttrace-dashboard: ${errorMessage(err)}\n`);
-    if (err instanceof DashboardError && (err.code === 'REDIS_UNAVAILABLE' || err.code === 'KAFKA_UNAVAILABLE')) return EXIT.UNAVAILABLE;
-    if (err instanceof AgentTraceError && err.code === 'KAFKA_UNAVAILABLE') return EXIT.UNAVAILABLE;
-    if (err instanceof DashboardError && err.code === 'METRICS_PORT_IN_USE') return EXIT.PORT_IN_USE;
-    return EXIT.FAILED;
+    // Unreachable Redis or Kafka 4, refused credentials 5, metrics port in use 9, else 1.
+    const code = exitCodeForError(err);
+    return code === EXIT.UNAVAILABLE || code === EXIT.AUTH_FAILED || code === EXIT.PORT_IN_USE ? code : EXIT.FAILED;
   }
   print({ level: 'info', message: `started${consumer.metricsUrl ? `; metrics at ${consumer.metricsUrl}/metrics` : ''}`, metrics: consumer.metricsUrl });
 
@@ -250,10 +273,11 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   return EXIT.OK;
 }
 
+// exitWhenDrained, not process.exit(): the last log lines reach a slow reader too.
 main().then(
-  (code) => process.exit(code),
+  (code) => exitWhenDrained(code),
   (err: unknown) => {
     process.stderr.write(`agenttrace-dashboard: unexpected failure: ${errorMessage(err)}\n`);
-    process.exit(EXIT.FAILED);
+    return exitWhenDrained(EXIT.FAILED);
   },
 );

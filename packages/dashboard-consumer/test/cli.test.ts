@@ -26,21 +26,21 @@ describe('agenttrace-dashboard CLI', () => {
     expect(bad.stderr).toContain('options.redisUrl');
   });
 
-  it('exits 3 with a hint when Redis is unreachable, without printing the password', async () => {
+  it('exits 4 with a hint when Redis is unreachable, without printing the password', async () => {
     const r = await run(['--redis-url', 'redis://user:s3cret@127.0.0.1:21381', '--metrics-port', 'off', '--start-timeout', '1', '--brokers', stack.brokers.join(',')]);
-    expect(r.code).toBe(3);
+    expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/cannot reach Redis/);
     expect(r.stderr + r.stdout).not.toContain('s3cret');
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('exits 4 when the metrics port is taken', async () => {
+  it('exits 9 when the metrics port is taken', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const port = (blocker.address() as AddressInfo).port;
     try {
       const r = await run(['--metrics-port', String(port), '--start-timeout', '2', '--brokers', stack.brokers.join(',')]);
-      expect(r.code).toBe(4);
+      expect(r.code).toBe(9);
       expect(r.stderr).toContain('--metrics-port');
     } finally {
       blocker.close();

@@ -1,42 +1,28 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { AgentTraceError, ConfigError, OptionsError, describeKafka, errorMessage, sanitizeForTerminal } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT, ConfigError, OptionsError, describeKafka, errorMessage, exitCodesHelp, exitWhenDrained, guardCliOutput, makeCliLogger, parseCount, parseDurationMs, sanitizeForTerminal } from '@agenttrace/common';
 import { loadKafmirrorConfig, resolveCluster, type KafmirrorConfigFile } from './clusters.js';
 import { EXIT_CODES, exitCodeFor } from './errors.js';
 import { failover } from './failover.js';
 import type { LagSnapshot } from './lag.js';
-import type { LogFn, NamingPolicy, ReplicatorOptions } from './options.js';
+import type { NamingPolicy, ReplicatorOptions } from './options.js';
 import { Replicator } from './replicator.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parses 500ms, 10s, 1.5m, 2h or plain milliseconds. */
-function parseDuration(v: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(v).trim());
-  if (!m) throw new InvalidArgumentError(`${flag} must be a duration like 500ms, 10s, 5m or a number of ms, got "${v}"`);
-  return Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']!);
-}
-
-const duration = (flag: string) => (v: string): number => parseDuration(v, flag);
-const nonNegativeInt = (flag: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer, got "${v}"`);
-  return n;
+/** A shared parser (@agenttrace/common) as a commander option parser: its OptionsError becomes commander's usage error. */
+const flagParser = <T>(parse: (v: string) => T) => (v: string): T => {
+  try {
+    return parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err));
+  }
 };
+const duration = (flag: string, zero = false) => flagParser((v) => parseDurationMs(v, flag, { zero }));
+const count = (flag: string, zero = false) => flagParser((v) => parseCount(v, flag, { zero }));
 const list = (v: string | string[] | undefined): string[] | undefined =>
   v === undefined ? undefined : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean);
 
 const EXIT_HELP = `
-Exit codes:
-  ${EXIT_CODES.ok}  stopped by SIGTERM/SIGINT after the transaction in flight (failover: offsets committed)
-  ${EXIT_CODES.failed}  failed for another reason (the message says which); nothing committed is lost
-  ${EXIT_CODES.usage}  invalid flags, environment or config file
-  ${EXIT_CODES.sourceUnavailable}  the source cluster cannot be reached
-  ${EXIT_CODES.targetUnavailable}  the target cluster cannot be reached
-  ${EXIT_CODES.authFailed}  a cluster refused the credentials or the permission (SASL/TLS/ACL)
-  ${EXIT_CODES.topicNotFound}  a topic named with --topics does not exist on the source
-  ${EXIT_CODES.fenced}  another kafmirror with the same transactional id took over
-  ${EXIT_CODES.failoverRefused}  failover refused: no checkpoints for the group, or it is active on the target`;
+${exitCodesHelp('kafmirror')}`;
 
 const CLUSTER_HELP = `
 Clusters:
@@ -85,24 +71,6 @@ interface FailoverFlags {
   json?: boolean;
 }
 
-function makeLogger(flags: { json?: boolean; quiet?: boolean; verbose?: boolean }, beforeWrite: () => void): LogFn {
-  const levels = { debug: 0, info: 1, warn: 2, error: 3 } as const;
-  const min = flags.quiet ? levels.warn : flags.verbose ? levels.debug : levels.info;
-  return (level, message, fields = {}) => {
-    if (levels[level] < min) return;
-    beforeWrite();
-    if (flags.json) {
-      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
-      return;
-    }
-    const extra = Object.entries(fields)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-      .join(' ');
-    process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${sanitizeForTerminal(`${message}${extra ? ` ${extra}` : ''}`, { singleLine: true })}\n`);
-  };
-}
-
 function fileValue<T>(file: KafmirrorConfigFile, name: string, type: 'string' | 'number' | 'boolean' | 'list'): T | undefined {
   const v = file.kafmirror?.[name];
   if (v === undefined) return undefined;
@@ -140,8 +108,8 @@ function replicateOptions(flags: ReplicateFlags, env: NodeJS.ProcessEnv): Replic
     groups: list(pick<string | string[]>(flags.groups, env.AGENTTRACE_KAFMIRROR_GROUPS, fileValue<string | string[]>(file, 'groups', 'list'))),
     lagThresholdMs: pick(
       flags.lagThreshold,
-      envThreshold !== undefined ? parseDuration(envThreshold, 'AGENTTRACE_KAFMIRROR_LAG_THRESHOLD') : undefined,
-      fileThreshold !== undefined ? parseDuration(fileThreshold, 'kafmirror.lagThreshold') : undefined,
+      envThreshold !== undefined ? parseDurationMs(envThreshold, 'AGENTTRACE_KAFMIRROR_LAG_THRESHOLD') : undefined,
+      fileThreshold !== undefined ? parseDurationMs(fileThreshold, 'kafmirror.lagThreshold') : undefined,
     ),
     webhookUrl: pick(flags.webhook, env.AGENTTRACE_KAFMIRROR_WEBHOOK, fileValue<string>(file, 'webhook', 'string')),
     metricsPort: pick(flags.metricsPort, fileValue<number>(file, 'metricsPort', 'number')),
@@ -172,6 +140,9 @@ function progressLine(snap: LagSnapshot | undefined, records: number, rate: numb
   return sanitizeForTerminal(line, { singleLine: true });
 }
 
+/** Set while replicate runs: a closed stdout then stops it gracefully instead of exiting at once. */
+let stopOnBrokenPipe: (() => void) | undefined;
+
 async function runReplicate(flags: ReplicateFlags): Promise<number> {
   const tty = process.stdout.isTTY === true && !flags.json;
   let progressShown = false;
@@ -181,7 +152,7 @@ async function runReplicate(flags: ReplicateFlags): Promise<number> {
       progressShown = false;
     }
   };
-  const log = makeLogger(flags, clearProgress);
+  const log = makeCliLogger(flags, clearProgress);
   let replicator: Replicator;
   try {
     replicator = new Replicator({ ...replicateOptions(flags, process.env), log, debug: flags.verbose === true });
@@ -226,13 +197,16 @@ async function runReplicate(flags: ReplicateFlags): Promise<number> {
     const onSignal = (signal: string) => resolve({ signal });
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
+    // kafmirror replicate | head: nobody reads the progress any more; stop as on SIGTERM.
+    stopOnBrokenPipe = () => onSignal('closed stdout');
     replicator.onFailure((failure) => resolve({ failure }));
   });
+  stopOnBrokenPipe = undefined;
   clearInterval(progress);
   clearProgress();
   // A second signal while closing stops at once; the open transaction is aborted by the next start.
-  process.once('SIGINT', () => process.exit(130));
-  process.once('SIGTERM', () => process.exit(143));
+  process.once('SIGINT', () => void exitWhenDrained(CLI_EXIT.SIGINT));
+  process.once('SIGTERM', () => void exitWhenDrained(CLI_EXIT.SIGTERM));
   if (outcome.signal) log('info', `${outcome.signal}: stopping after the transaction in flight`);
   await replicator.close();
   const s = replicator.stats;
@@ -320,16 +294,16 @@ ${EXIT_HELP}`,
     .option('--groups <list>', 'consumer groups whose offsets are translated for failover, comma separated')
     .option('--lag-threshold <duration>', 'alert when the lag of a partition exceeds this, e.g. 10s', duration('--lag-threshold'))
     .option('--webhook <url>', 'POST alerts and recoveries as JSON to this URL (needs --lag-threshold)')
-    .option('--metrics-port <port>', 'serve Prometheus metrics on /metrics (0 = any free port)', nonNegativeInt('--metrics-port'))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on /metrics (0 = any free port)', flagParser((v) => parseCount(v, '--metrics-port', { zero: true, max: 65535 })))
     .option('--metrics-host <host>', 'address of the metrics server (default 127.0.0.1)')
     .option('--instance-id <id>', 'part of the transactional id; a second process with the same id fences this one (default "default")')
     .option('--checkpoint-interval <duration>', 'how often group offsets are translated (default 5s)', duration('--checkpoint-interval'))
     .option('--refresh-interval <duration>', 'how often new topics and partitions are looked for (default 30s)', duration('--refresh-interval'))
     .option('--progress-interval <duration>', 'how often progress and lag are printed (default 5s)', duration('--progress-interval'))
-    .option('--max-batch <n>', 'most records per transaction (default 5000)', nonNegativeInt('--max-batch'))
-    .option('--batch-linger <duration>', 'keep a transaction open this long for more records (default 0: commit each batch at once)', duration('--batch-linger'))
+    .option('--max-batch <n>', 'most records per transaction (default 5000)', count('--max-batch'))
+    .option('--batch-linger <duration>', 'keep a transaction open this long for more records (default 0: commit each batch at once)', duration('--batch-linger', true))
     .addOption(new Option('--start-from <where>', 'where partitions without stored offsets start (default earliest)').choices(['earliest', 'latest']))
-    .option('--replication-factor <n>', 'replication factor of created topics (default: the target broker default)', nonNegativeInt('--replication-factor'))
+    .option('--replication-factor <n>', 'replication factor of created topics (default: the target broker default)', count('--replication-factor'))
     .option('--no-create-topics', 'do not create or grow target topics')
     .option('--config <file>', 'JSON config file with "clusters" and a "kafmirror" section (env AGENTTRACE_CONFIG)')
     .option('--json', 'logs (stderr) and progress (stdout) as one JSON object per line')
@@ -380,6 +354,14 @@ ${EXIT_HELP}`,
 }
 
 async function main(): Promise<number> {
+  guardCliOutput({
+    name: 'kafmirror',
+    onBrokenPipe: () => {
+      if (!stopOnBrokenPipe) return false;
+      stopOnBrokenPipe();
+      return true;
+    },
+  });
   let result: Promise<number> | undefined;
   const program = buildProgram((p) => (result = p));
   program.exitOverride();
@@ -399,10 +381,11 @@ async function main(): Promise<number> {
   return result;
 }
 
+// exitWhenDrained, not process.exit(): a reader slower than kafmirror still gets every line.
 main().then(
-  (code) => process.exit(code),
+  (code) => exitWhenDrained(code),
   (err: unknown) => {
     process.stderr.write(`kafmirror: unexpected failure: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
-    process.exit(EXIT_CODES.failed);
+    return exitWhenDrained(EXIT_CODES.failed);
   },
 );

@@ -1,4 +1,4 @@
-import { AgentTraceError } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT, exitCodeForError } from '@agenttrace/common';
 
 /** Stable codes of kafmirror's failures. */
 export type KafmirrorErrorCode =
@@ -15,17 +15,22 @@ export type KafmirrorErrorCode =
   | 'COMMIT_FAILED' // failover: the target refused the offset commit
   | 'STATE'; // start() twice, or on a closed replicator
 
-/** Exit codes of the kafmirror CLI, one per failure kind (documented in --help). */
+/**
+ * Exit codes of the kafmirror CLI (documented in --help), from the table every agenttrace
+ * command shares (docs/cli.md). The source and the target being unreachable are one kind of
+ * trouble (4); the message says which cluster and where.
+ */
 export const EXIT_CODES = {
-  ok: 0,
-  failed: 1,
-  usage: 2,
-  sourceUnavailable: 3,
-  targetUnavailable: 4,
-  authFailed: 5,
-  topicNotFound: 6,
-  fenced: 7,
-  failoverRefused: 8,
+  ok: CLI_EXIT.OK,
+  failed: CLI_EXIT.FAILURE,
+  usage: CLI_EXIT.USAGE,
+  sourceUnavailable: CLI_EXIT.UNAVAILABLE,
+  targetUnavailable: CLI_EXIT.UNAVAILABLE,
+  authFailed: CLI_EXIT.AUTH_FAILED,
+  topicNotFound: CLI_EXIT.NOT_FOUND,
+  fenced: CLI_EXIT.FENCED,
+  failoverRefused: CLI_EXIT.FAILOVER_REFUSED,
+  portInUse: CLI_EXIT.PORT_IN_USE,
 } as const;
 
 export class KafmirrorError extends AgentTraceError {
@@ -37,24 +42,7 @@ export class KafmirrorError extends AgentTraceError {
   }
 }
 
-/** The exit code the CLI uses for an error. */
+/** The exit code the CLI uses for an error (the shared classification of docs/cli.md). */
 export function exitCodeFor(err: unknown): number {
-  if (!(err instanceof KafmirrorError)) return EXIT_CODES.failed;
-  switch (err.code) {
-    case 'SOURCE_UNAVAILABLE':
-      return EXIT_CODES.sourceUnavailable;
-    case 'TARGET_UNAVAILABLE':
-      return EXIT_CODES.targetUnavailable;
-    case 'AUTH_FAILED':
-      return EXIT_CODES.authFailed;
-    case 'TOPIC_NOT_FOUND':
-      return EXIT_CODES.topicNotFound;
-    case 'FENCED':
-      return EXIT_CODES.fenced;
-    case 'GROUP_ACTIVE':
-    case 'NO_CHECKPOINTS':
-      return EXIT_CODES.failoverRefused;
-    default:
-      return EXIT_CODES.failed;
-  }
+  return exitCodeForError(err);
 }

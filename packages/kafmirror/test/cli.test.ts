@@ -14,7 +14,7 @@ describe('kafmirror CLI', () => {
       const r = await runCli(args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Examples:/);
-      expect(r.stdout).toMatch(/Exit codes:[\s\S]*3 +the source cluster cannot be reached[\s\S]*4 +the target cluster cannot be reached/);
+      expect(r.stdout).toMatch(/Exit codes:[\s\S]*4 +the source or the target cluster cannot be reached/);
     }
   });
 
@@ -44,7 +44,7 @@ describe('kafmirror CLI', () => {
     expect(r.stderr).not.toContain('s3cret-pw');
   });
 
-  it('says which cluster is unreachable and where (exit 3 source, 4 target), without credentials', async () => {
+  it('says which cluster is unreachable and where (exit 4 for either), without credentials', async () => {
     const [src, dst] = await Promise.all([
       runCli(['replicate', '--source', DOWN, '--target', LIVE, '--topics', 'agent-events'], 40_000),
       runCli(['replicate', '--source', LIVE, '--target', DOWN2, '--topics', 'agent-events', '--target-alias', 'eu-west-1'], 40_000, {
@@ -52,7 +52,7 @@ describe('kafmirror CLI', () => {
         AGENTTRACE_TARGET_KAFKA_SASL_PASSWORD: 'hunter2-secret',
       }),
     ]);
-    expect(src.code).toBe(3);
+    expect(src.code).toBe(4);
     expect(src.stderr).toMatch(new RegExp(`source cluster "source".*${DOWN}`));
     expect(dst.code).toBe(4);
     expect(dst.stderr).toMatch(new RegExp(`target cluster "eu-west-1".*${DOWN2}`));
@@ -60,10 +60,10 @@ describe('kafmirror CLI', () => {
     for (const r of [src, dst]) expect(r.stderr).not.toMatch(/\n\s+at /);
   }, 60_000);
 
-  it('exits 6 when a topic named with --topics is missing on the source', async () => {
+  it('exits 3 when a topic named with --topics is missing on the source', async () => {
     const missing = uniqueName('km-missing');
     const r = await runCli(['replicate', '--source', LIVE, '--source-alias', 'a', '--target', LIVE, '--target-alias', 'b', '--naming', 'prefix', '--topics', missing], 30_000);
-    expect(r.code).toBe(6);
+    expect(r.code).toBe(3);
     expect(r.stderr).toContain(`source cluster "a"`);
     expect(r.stderr).toContain(`no topic "${missing}"`);
   }, 40_000);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { errorMessage, OptionsError, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';
+import { errorMessage, exitWhenDrained, guardCliOutput, OptionsError, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';
 import { EVENT_TYPES, type AgentEvent, type EventType } from '@agenttrace/contract';
 import { SessionReader, type SessionReadResult } from '@agenttrace/sessions';
 import { compareExpected, compareSessions, type Comparison } from './compare.js';
@@ -141,6 +141,14 @@ function output(cmp: Comparison, a: SideDescription, b: SideDescription, flags: 
   );
 }
 
+/**
+ * The status is known before the output is written: if the reader goes away meanwhile
+ * (kdiff ... | head), kdiff still exits with it (see guardCliOutput).
+ */
+function result(cmp: Comparison): void {
+  process.exitCode = cmp.identical ? EXIT.SAME : EXIT.DIFFERENT;
+}
+
 async function runCompare(a: string, b: string | undefined, flags: CompareFlags): Promise<number> {
   const context = intFlag(flags.context, '--context', 0);
   if (flags.expected !== undefined && b !== undefined) throw new UsageError('give either a second session or --expected <file>, not both');
@@ -153,11 +161,13 @@ async function runCompare(a: string, b: string | undefined, flags: CompareFlags)
     if (expected) {
       const [r] = await readAll(reader, [a], flags.source);
       const cmp = compareExpected(expected.steps, r!.events, options);
+      result(cmp);
       output(cmp, { kind: 'expected', name: flags.expected!, events: expected.steps.length, warnings: [] }, side(r!), flags);
       return cmp.identical ? EXIT.SAME : EXIT.DIFFERENT;
     }
     const [ra, rb] = await readAll(reader, [a, b!], flags.source);
     const cmp = compareSessions(ra!.events, rb!.events, options);
+    result(cmp);
     output(cmp, side(ra!), side(rb!), flags);
     return cmp.identical ? EXIT.SAME : EXIT.DIFFERENT;
   } finally {
@@ -273,9 +283,7 @@ ${SETTINGS_HELP}`,
 
 async function main(): Promise<number> {
   // A closed pipe (kdiff ... | head) ends the output early; the comparison itself already ran.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.DIFFERENT);
-  });
+  guardCliOutput({ name: 'kdiff', writeFailureCode: EXIT.TROUBLE });
   const result = { code: EXIT.TROUBLE as number };
   const p = program(result);
   p.exitOverride();
@@ -296,17 +304,5 @@ async function main(): Promise<number> {
   }
 }
 
-/** Resolves once everything written so far has been handed to the OS (a pipe may still be draining). */
-function drained(stream: NodeJS.WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.writableLength === 0) resolve();
-    else stream.write('', () => resolve());
-  });
-}
-
-const code = await main();
-process.exitCode = code;
-// process.exit() would cut a large --json document short on a pipe; wait for stdout first.
-await Promise.all([drained(process.stdout), drained(process.stderr)]);
-// Kafka and Redis clients are closed by now; exiting explicitly keeps a stray timer from holding the process.
-process.exit(code);
+// process.exit() would cut a large --json document short on a pipe: wait for stdout first.
+await exitWhenDrained(await main());

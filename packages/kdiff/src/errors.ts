@@ -1,23 +1,21 @@
-import { AgentTraceError } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT, exitCodesHelp } from '@agenttrace/common';
 
 /**
  * Exit status of `kdiff`, as `diff(1)` does it: 0 the sessions are the same (after ignores and
  * filters), 1 they differ, 2 trouble (unknown session, unreachable source, bad arguments,
  * unreadable expected-steps file). Scripts can tell "different" from "could not compare".
+ * These are the shared codes of every agenttrace command (docs/cli.md) where they coincide;
+ * the kinds of trouble that have codes above 2 elsewhere are all reported as 2 here.
  */
 export const EXIT = {
-  SAME: 0,
-  DIFFERENT: 1,
-  TROUBLE: 2,
+  SAME: CLI_EXIT.OK,
+  DIFFERENT: CLI_EXIT.FAILURE,
+  TROUBLE: CLI_EXIT.USAGE,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
-export const EXIT_CODES_HELP = `Exit status (like diff):
-  0  the sessions are the same (after --ignore and filters)
-  1  they differ
-  2  trouble: unknown session, unreachable source (Kafka, Redis, S3), bad arguments,
-     unreadable or invalid --expected file, bad config file`;
+export const EXIT_CODES_HELP = exitCodesHelp('kdiff');
 
 /** Base class of kdiff's own errors. */
 export class KdiffError extends AgentTraceError {}

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { errorMessage, parseTimeExpression, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';
+import { errorMessage, exitWhenDrained, guardCliOutput, parseTimeExpression, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';
 import type { EventType } from '@agenttrace/contract';
 import { SESSION_SORTS, SessionReader, type ListSessionsOptions, type SessionSort, type SessionStatus } from '@agenttrace/sessions';
 import { EXIT, EXIT_CODES_HELP, UsageError, exitCodeFor } from './errors.js';
@@ -126,9 +126,14 @@ ${SETTINGS_HELP}`,
         output = 'interactive';
       }
       const ac = new AbortController();
+      // Ctrl-C is how --follow and the interactive view end (exit 0); a one-shot replay keeps
+      // the default, so a signal stops it at once and the shell reports 130 / 143.
+      const stoppable = flags.follow === true || output === 'interactive';
       const onSigint = () => ac.abort();
-      process.on('SIGINT', onSigint);
-      process.on('SIGTERM', onSigint);
+      if (stoppable) {
+        process.on('SIGINT', onSigint);
+        process.on('SIGTERM', onSigint);
+      }
       try {
         const replay: Parameters<typeof runReplay>[0]['replay'] = {
           full: flags.full === true,
@@ -266,10 +271,8 @@ ${SETTINGS_HELP}`,
 }
 
 async function main(): Promise<void> {
-  // A closed pipe (kshark ... | head) is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(EXIT.OK);
-  });
+  // A closed pipe (kshark ... | head) is not an error: kshark stops quietly with the code so far.
+  guardCliOutput({ name: 'kshark' });
   const p = program();
   p.exitOverride();
   for (const c of p.commands) c.exitOverride();
@@ -292,5 +295,5 @@ async function main(): Promise<void> {
 }
 
 await main();
-// librdkafka and ioredis handles are closed by now; exiting explicitly keeps a stray timer from holding the process.
-process.exit(process.exitCode ?? 0);
+// Waits for a slow reader of stdout (kshark replay --jsonl | jq) before exiting.
+await exitWhenDrained(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);

@@ -174,11 +174,11 @@ describe('kshark errors (exit codes, clear messages, no stack traces)', () => {
     expect(r.stdout).toContain('NOT restored');
   });
 
-  it('malformed config file: exit 5', async () => {
+  it('malformed config file: exit 2', async () => {
     const f = join(tmp, 'bad.json');
     writeFileSync(f, '{ nope');
     const r = await kshark(['replay', SID, '--config', f]);
-    expect(r.code).toBe(5);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain(`config file ${f} is not valid JSON`);
   });
 

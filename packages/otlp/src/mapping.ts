@@ -56,7 +56,7 @@ function n(attrs: Attributes, key: string): number | undefined {
 function parsed(v: AttrValue | undefined): unknown {
   if (typeof v !== 'string') return v ?? undefined;
   const t = v.trimStart();
-  if (t.startsWith('{') || t.startsWith('[')) {
+  if (t.startsWith('{') || t.startsWith('[') || t.startsWith('"')) {
     try {
       return JSON.parse(v) as unknown;
     } catch {

@@ -60,6 +60,7 @@ class Reader {
   }
 
   varint(where: string): number {
+    if (this.pos < this.end && this.buf[this.pos]! < 0x80) return this.buf[this.pos++]!;
     // Up to 64 bits; values beyond 2^53 lose precision, which no field used here needs.
     let result = 0;
     let mul = 1;
@@ -122,15 +123,13 @@ class Reader {
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
+/**
+ * Strings are read with Buffer's UTF-8 decoder: TextDecoder costs microseconds per call, which
+ * for a span's dozens of short strings dominated decoding. Invalid sequences become U+FFFD.
+ */
 function str(r: Reader, where: string): string {
   const [s, e] = r.bytes(where);
-  try {
-    return utf8.decode(r.buf.subarray(s, e));
-  } catch {
-    fail(where, 'string is not valid UTF-8');
-  }
+  return Buffer.from(r.buf.buffer, r.buf.byteOffset + s, e - s).toString('utf8');
 }
 
 function hex(r: Reader, where: string): string {
@@ -159,9 +158,13 @@ function expect(wire: number, want: number, where: string): void {
 
 function anyValue(buf: Uint8Array, start: number, end: number, where: string, depth: number): AttrValue {
   if (depth > MAX_VALUE_DEPTH) fail(where, `values nested deeper than ${MAX_VALUE_DEPTH}`);
+  // Hot path (every attribute of every span): a plain loop, no closure per message.
+  const r = new Reader(buf, start, end);
   let value: AttrValue = null;
-  fields(buf, start, end, where, (field, wire, r) => {
-    switch (field) {
+  while (r.pos < r.end) {
+    const tag = r.varint(where);
+    const wire = tag & 7;
+    switch (tag >>> 3) {
       case 1:
         expect(wire, 2, where);
         value = str(r, where);
@@ -213,26 +216,34 @@ function anyValue(buf: Uint8Array, start: number, end: number, where: string, de
         value = Buffer.from(buf.buffer, buf.byteOffset + s, e - s).toString('base64');
         break;
       }
+      default:
+        if (tag >>> 3 === 0) fail(where, 'field number 0');
+        r.skip(wire, where);
     }
-  });
+  }
   return value;
 }
 
 function keyValue(buf: Uint8Array, start: number, end: number, where: string, into: Attributes, depth: number): void {
+  const r = new Reader(buf, start, end);
   let key = '';
   let value: AttrValue = null;
-  fields(buf, start, end, where, (field, wire, r) => {
-    if (field === 1) {
-      expect(wire, 2, where);
-      key = str(r, `${where}.key`);
-    } else if (field === 2) {
-      expect(wire, 2, where);
+  while (r.pos < r.end) {
+    const tag = r.varint(where);
+    const wire = tag & 7;
+    const field = tag >>> 3;
+    if (field === 1 && wire === 2) key = str(r, where);
+    else if (field === 2 && wire === 2) {
       const [s, e] = r.bytes(where);
-      value = anyValue(buf, s, e, `${where}.value`, depth);
+      value = anyValue(buf, s, e, where, depth);
+    } else {
+      if (field === 0) fail(where, 'field number 0');
+      r.skip(wire, where);
     }
-  });
-  // Object keys that would reach Object.prototype are stored as own properties by defineProperty.
-  Object.defineProperty(into, key, { value, enumerable: true, writable: true, configurable: true });
+  }
+  // Keys such as __proto__ become own properties, never the object's prototype.
+  if (key === '__proto__') Object.defineProperty(into, key, { value, enumerable: true, writable: true, configurable: true });
+  else into[key] = value;
 }
 
 function attributesField(r: Reader, where: string, into: Attributes): void {
@@ -467,7 +478,9 @@ function jsonAttrs(list: unknown[], where: string, into: Attributes, depth = 0):
   list.forEach((kv, i) => {
     if (!isObj(kv)) fail(`${where}[${i}]`, 'expected a key-value object');
     const key = jsonStr(kv.key, `${where}[${i}].key`);
-    Object.defineProperty(into, key, { value: jsonAny(kv.value, `${where}[${i}].value`, depth), enumerable: true, writable: true, configurable: true });
+    const value = jsonAny(kv.value, `${where}[${i}].value`, depth);
+    if (key === '__proto__') Object.defineProperty(into, key, { value, enumerable: true, writable: true, configurable: true });
+    else into[key] = value;
   });
   return into;
 }

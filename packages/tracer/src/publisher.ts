@@ -138,7 +138,13 @@ export class EventPublisher implements DeliveryTarget {
           early.push({ eventId: event.event_id, error: outcome });
         }
       }
-      if (batch.handed.length > 0) await this.#producer.confirm();
+      if (batch.handed.length > 0) {
+        // Let other publish() calls that were waiting for the same release hand over their
+        // records first: one confirmation (a librdkafka flush) then covers them all, instead of
+        // each batch waiting for its own while the others are held back.
+        await new Promise((r) => setImmediate(r));
+        await this.#producer.confirm();
+      }
     } finally {
       this.#inflight.delete(batch);
       for (const id of batch.handed) if (this.#byEvent.get(id) === batch) this.#byEvent.delete(id);

@@ -10,3 +10,5 @@ export { RECEIVER_DEFAULTS, resolveReceiverOptions, isLoopback } from './options
 export type { ReceiverOptions, ResolvedReceiverOptions, ModelPrice } from './options.js';
 export { OtlpError, EXIT, EXIT_CODES_HELP } from './errors.js';
 export type { OtlpErrorCode } from './errors.js';
+export { eventsToSpans, encodeTraceRequest, exportEvents, traceEndpoint } from './export.js';
+export type { ExportSpan, ExportOptions, ExportResult } from './export.js';

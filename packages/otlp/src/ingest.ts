@@ -31,6 +31,13 @@ export interface IngestStats {
   failed: number;
 }
 
+/** Ancestors of a span within the request (bounded: ids may form a cycle). */
+function depthOf(span: OtlpSpan, byId: Map<string, OtlpSpan>): number {
+  let d = 0;
+  for (let cur = byId.get(span.parentSpanId); cur && d < 64; cur = byId.get(cur.parentSpanId)) d++;
+  return d;
+}
+
 /** A Map used as a bounded, insertion-ordered set: the oldest entry goes first. */
 class Bounded<V> {
   readonly #max: number;
@@ -128,6 +135,8 @@ export class SpanIngester {
     }
 
     const events: AgentEvent[] = [];
+    /** Sort keys: full-precision start time, then depth (a parent and child can start in the same millisecond). */
+    const order = new Map<AgentEvent, [number, number]>();
     let inFlight = false;
     for (const { span, step, id } of mapped) {
       const sessionId = step.sessionId ?? sessionOfTrace.get(span.traceId) ?? this.#traceSession.get(span.traceId) ?? span.traceId;
@@ -159,7 +168,7 @@ export class SpanIngester {
         }
       }
       const ts = Number.isFinite(span.startMs) && span.startMs > 0 && span.startMs < 253402300800000 ? span.startMs : Date.now();
-      events.push({
+      const event: AgentEvent = {
         schema_version: SCHEMA_VERSION,
         event_id: id,
         session_id: sessionId,
@@ -171,7 +180,9 @@ export class SpanIngester {
         status: step.status,
         payload,
         context,
-      });
+      };
+      events.push(event);
+      order.set(event, [ts, depthOf(span, byId)]);
     }
     if (inFlight) {
       // The same spans are being produced by a request still waiting for Kafka: let the client
@@ -186,7 +197,11 @@ export class SpanIngester {
     if (events.length === 0) return result;
 
     // Parents before children where both are here, then by start time: the order readers show.
-    events.sort((x, y) => (x.timestamp < y.timestamp ? -1 : x.timestamp > y.timestamp ? 1 : 0));
+    events.sort((x, y) => {
+      const [tx, dx] = order.get(x)!;
+      const [ty, dy] = order.get(y)!;
+      return tx - ty || dx - dy;
+    });
     for (const e of events) {
       e.seq = this.#nextSeq(e.session_id);
       this.#ledger.set(e.event_id, 'pending');

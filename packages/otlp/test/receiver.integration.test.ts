@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import protobuf from 'protobufjs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { SpanKind, SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
@@ -135,6 +138,60 @@ describe('OTLP receiver on the real stack', () => {
     const text = await runNode(KSHARK, ['replay', 'conv-proto', ...conn, '--no-color']);
     expect(text.stdout).toMatch(/llm_call\s+gpt-4o/);
     expect(text.stdout.indexOf('web.search')).toBeLessThan(text.stdout.indexOf('web.fetch'));
+  });
+
+  it('export: the session goes out as OTLP spans that a decoder built from the official opentelemetry-proto definitions reads', async () => {
+    // An independent decoder: protobufjs over the .proto files of opentelemetry-proto as shipped in an npm package.
+    const protoDir = join(repoRoot, 'node_modules', '@opentelemetry', 'otlp-grpc-exporter-base', 'build', 'protos');
+    const root = new protobuf.Root();
+    root.resolvePath = (_origin, target) => join(protoDir, target);
+    await root.load('opentelemetry/proto/collector/trace/v1/trace_service.proto', { keepCase: true });
+    const Request = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
+    const bodies: Buffer[] = [];
+    const backend = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push(Buffer.concat(chunks));
+        res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end();
+      });
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    try {
+      const port = (backend.address() as AddressInfo).port;
+      const r = await runNode(join(repoRoot, 'packages', 'otlp', 'dist', 'cli.js'), ['export', 'conv-proto', '--endpoint', `http://127.0.0.1:${port}`, ...conn]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/exported 4 spans of session conv-proto/);
+      expect(bodies).toHaveLength(1);
+      type Kv = { key: string; value: { string_value?: string; int_value?: string; double_value?: number } };
+      type S = { trace_id: string; span_id: string; parent_span_id: string; name: string; attributes: Kv[]; status?: { code?: number; message?: string } };
+      const doc = Request.toObject(Request.decode(bodies[0]!), { longs: String, bytes: String, enums: Number, defaults: false }) as { resource_spans: Array<{ resource: { attributes: Kv[] }; scope_spans: Array<{ spans: S[] }> }> };
+      const spans = doc.resource_spans[0]!.scope_spans[0]!.spans;
+      const hex = (b64: string) => Buffer.from(b64 ?? '', 'base64').toString('hex');
+      const attr = (s: S, k: string) => {
+        const v = s.attributes.find((a) => a.key === k)?.value;
+        return v?.string_value ?? v?.int_value ?? v?.double_value;
+      };
+      expect(spans.map((s) => s.name)).toEqual(['invoke_agent planner', 'chat gpt-4o', 'execute_tool web.search', 'execute_tool web.fetch']);
+      const events = await timeline('conv-proto');
+      // Spans that came in through OTLP keep their trace and span ids; parents are preserved.
+      for (const [i, s] of spans.entries()) {
+        const otel = events[i]!.context.otel as { trace_id: string; span_id: string };
+        expect(hex(s.trace_id)).toBe(otel.trace_id);
+        expect(hex(s.span_id)).toBe(otel.span_id);
+        expect(attr(s, 'gen_ai.conversation.id')).toBe('conv-proto');
+      }
+      for (const s of spans.slice(1)) expect(hex(s.parent_span_id)).toBe(hex(spans[0]!.span_id));
+      const llm = spans[1]!;
+      expect([attr(llm, 'gen_ai.operation.name'), attr(llm, 'gen_ai.request.model'), attr(llm, 'gen_ai.usage.input_tokens'), attr(llm, 'gen_ai.usage.output_tokens')]).toEqual(['chat', 'gpt-4o', '1000', '200']);
+      expect(attr(llm, 'agenttrace.cost_usd')).toBeCloseTo(0.0045, 9);
+      expect(attr(spans[2]!, 'gen_ai.tool.name')).toBe('web.search');
+      expect(JSON.parse(String(attr(spans[2]!, 'gen_ai.tool.call.arguments')))).toEqual({ q: 'kafka' });
+      expect(spans[3]!.status).toEqual({ code: 2, message: 'connection reset' });
+      expect(doc.resource_spans[0]!.resource.attributes).toEqual([{ key: 'service.name', value: { string_value: 'agenttrace' } }]);
+    } finally {
+      await new Promise<void>((r) => backend.close(() => r()));
+    }
   });
 
   it('the OTel SDK with the JSON exporter, OpenInference attributes, and a trace without a session id', async () => {

@@ -105,7 +105,8 @@ describe('OTLP receiver on the real stack', () => {
   it('the OTel SDK with the protobuf exporter: kshark replay shows the LLM call (model, tokens, cost) and the tools in order', async () => {
     const provider = new NodeTracerProvider({
       resource: resourceFromAttributes({ 'service.name': 'otel-sdk-agent' }),
-      spanProcessors: [new BatchSpanProcessor(new ProtoExporter({ url }))],
+      // One request at forceFlush: across requests, order is arrival order (docs/opentelemetry.md, Limits).
+      spanProcessors: [new BatchSpanProcessor(new ProtoExporter({ url }), { scheduledDelayMillis: 60_000 })],
     });
     await runAgent(provider, 'conv-proto', true);
     await provider.shutdown();
@@ -195,7 +196,7 @@ describe('OTLP receiver on the real stack', () => {
   });
 
   it('the OTel SDK with the JSON exporter, OpenInference attributes, and a trace without a session id', async () => {
-    const provider = new NodeTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'oi-agent' }), spanProcessors: [new BatchSpanProcessor(new JsonExporter({ url }))] });
+    const provider = new NodeTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'oi-agent' }), spanProcessors: [new BatchSpanProcessor(new JsonExporter({ url }), { scheduledDelayMillis: 60_000 })] });
     const tracer = provider.getTracer('openinference-like');
     const root = tracer.startSpan('agent', { attributes: { 'openinference.span.kind': 'AGENT', 'agent.name': 'support', 'input.value': 'refund?' } });
     const traceId = root.spanContext().traceId;

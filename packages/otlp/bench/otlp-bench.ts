@@ -89,7 +89,7 @@ function makeBodies(): Uint8Array[] {
   return bodies;
 }
 
-async function otlpRound(): Promise<{ spansPerSec: number; written: number }> {
+async function otlpRound(): Promise<{ spansPerSec: number; written: number; cpuUsPerSpan: number; busy: number }> {
   const topic = await newTopic();
   const port = await freePort();
   const bodies = makeBodies();
@@ -127,7 +127,8 @@ async function otlpRound(): Promise<{ spansPerSec: number; written: number }> {
   await new Promise((r) => child.once('close', r));
   const written = Number(/(\d+) events written/.exec(stderr)?.[1] ?? -1);
   if (written !== SPANS) throw new Error(`agenttrace-otlp wrote ${written} events of ${SPANS}: ${stderr}`);
-  return { spansPerSec: spansOk / secs, written };
+  const cpu = Number(/cpu ([\d.]+) s/.exec(stderr)?.[1] ?? NaN);
+  return { spansPerSec: spansOk / secs, written, cpuUsPerSpan: (cpu * 1e6) / SPANS, busy: cpu / secs };
 }
 
 async function tracerRound(): Promise<number> {
@@ -159,7 +160,9 @@ try {
     otlp.push(o.spansPerSec);
     const t = await tracerRound();
     sdk.push(t);
-    process.stdout.write(`round ${r + 1}: otlp ${Math.round(o.spansPerSec)} spans/s (${o.written} events written), tracer ${Math.round(t)} events/s\n`);
+    process.stdout.write(
+      `round ${r + 1}: otlp ${Math.round(o.spansPerSec)} spans/s (${o.written} events written; receiver CPU ${o.cpuUsPerSpan.toFixed(1)} µs/span incl. start-up, ${(o.busy * 100).toFixed(0)}% of one core), tracer ${Math.round(t)} events/s\n`,
+    );
   }
   process.stdout.write(`median: otlp ${Math.round(median(otlp))} spans/s, tracer SDK ${Math.round(median(sdk))} events/s, ratio ${(median(otlp) / median(sdk)).toFixed(2)}\n`);
 } finally {

@@ -61,7 +61,10 @@ async function serve(flags: ServeFlags): Promise<void> {
   });
   await receiver.close();
   const s = receiver.stats();
-  process.stderr.write(`agenttrace-otlp: stopped; ${s.spansReceived} spans received, ${s.eventsAccepted} events written, ${s.duplicates} retried, ${s.droppedNonGenAi} non-GenAI dropped, ${s.rejected} rejected\n`);
+  const cpu = process.cpuUsage();
+  process.stderr.write(
+    `agenttrace-otlp: stopped; ${s.spansReceived} spans received, ${s.eventsAccepted} events written, ${s.duplicates} retried, ${s.droppedNonGenAi} non-GenAI dropped, ${s.rejected} rejected; cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s\n`,
+  );
 }
 
 interface ExportFlags {

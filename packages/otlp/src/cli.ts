@@ -9,6 +9,9 @@ import type { ModelPrice } from './options.js';
 import { OtlpReceiver } from './receiver.js';
 
 interface ServeFlags {
+  dedupeRedis?: boolean;
+  redisUrl?: string;
+  redisPrefix?: string;
   host: string;
   port: string;
   token?: string;
@@ -45,6 +48,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     token: flags.token,
     maxBodyBytes: intFlag(flags.maxBodyBytes, '--max-body-bytes'),
     pricing: pricingFile(flags.pricing),
+    ...(flags.dedupeRedis ? { dedupeRedis: { url: settings.redisUrl, prefix: settings.redisPrefix } } : {}),
     publisher: {
       kafka: settings.kafka,
       topic: settings.topic,
@@ -125,7 +129,8 @@ function program(): Command {
     .option('--port <port>', 'port to listen on', '4318')
     .option('--token <token>', 'bearer token clients must send (or AGENTTRACE_OTLP_TOKEN)')
     .option('--max-body-bytes <n>', 'largest request body, compressed or not (default 16 MiB)')
-    .option('--pricing <file>', 'JSON file {"model": {"inputPerMillion": n, "outputPerMillion": n}} for cost of LLM calls');
+    .option('--pricing <file>', 'JSON file {"model": {"inputPerMillion": n, "outputPerMillion": n}} for cost of LLM calls')
+    .option('--dedupe-redis', 'remember written span ids in Redis (--redis-url, --redis-prefix): retries are recognised across restarts and receivers');
   for (const [f, d] of SETTINGS_OPTIONS) serveCmd.option(f, d);
   serveCmd.action(serve);
 

@@ -12,3 +12,5 @@ export { OtlpError, EXIT, EXIT_CODES_HELP } from './errors.js';
 export type { OtlpErrorCode } from './errors.js';
 export { eventsToSpans, encodeTraceRequest, exportEvents, traceEndpoint } from './export.js';
 export type { ExportSpan, ExportOptions, ExportResult } from './export.js';
+export { MemoryLedger, RedisLedger } from './ledger.js';
+export type { SpanLedger } from './ledger.js';

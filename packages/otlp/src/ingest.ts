@@ -2,6 +2,7 @@ import { SCHEMA_VERSION, type AgentEvent } from '@agenttrace/contract';
 import type { EventPublisher } from '@agenttrace/tracer';
 import type { OtlpSpan } from './decode.js';
 import { mapSpan, spanEventId, type MappedStep } from './mapping.js';
+import type { SpanLedger } from './ledger.js';
 import type { ResolvedReceiverOptions } from './options.js';
 
 /** What became of the spans of one request. */
@@ -77,18 +78,17 @@ const HEX_SPAN = /^[0-9a-f]{16}$/;
 export class SpanIngester {
   readonly #opts: ResolvedReceiverOptions;
   readonly #publisher: EventPublisher;
-  /** event id → true once acknowledged, 'pending' while a request is producing it. */
-  readonly #ledger: Bounded<true | 'pending'>;
+  readonly #ledger: SpanLedger;
   readonly #traceSession: Bounded<string>;
   readonly #seq: Bounded<number>;
   /** event id → the agent doing its children's work (for children that arrive in a later request). */
   readonly #spanAgent: Bounded<string>;
   readonly #stats: IngestStats = { requests: 0, spansReceived: 0, eventsAccepted: 0, duplicates: 0, droppedNonGenAi: 0, rejected: 0, failed: 0 };
 
-  constructor(opts: ResolvedReceiverOptions, publisher: EventPublisher) {
+  constructor(opts: ResolvedReceiverOptions, publisher: EventPublisher, ledger: SpanLedger) {
     this.#opts = opts;
     this.#publisher = publisher;
-    this.#ledger = new Bounded(opts.dedupeWindow);
+    this.#ledger = ledger;
     this.#traceSession = new Bounded(opts.maxTrackedSessions);
     this.#seq = new Bounded(opts.maxTrackedSessions);
     this.#spanAgent = new Bounded(opts.maxTrackedSessions);
@@ -134,22 +134,12 @@ export class SpanIngester {
       mapped.push({ span, step, id: spanEventId(span.traceId, span.spanId) });
     }
 
-    const events: AgentEvent[] = [];
+    let events: AgentEvent[] = [];
     /** Sort keys: full-precision start time, then depth (a parent and child can start in the same millisecond). */
     const order = new Map<AgentEvent, [number, number]>();
-    let inFlight = false;
     for (const { span, step, id } of mapped) {
       const sessionId = step.sessionId ?? sessionOfTrace.get(span.traceId) ?? this.#traceSession.get(span.traceId) ?? span.traceId;
       this.#traceSession.set(span.traceId, sessionId);
-      const state = this.#ledger.get(id);
-      if (state === true) {
-        result.duplicates++;
-        continue;
-      }
-      if (state === 'pending') {
-        inFlight = true;
-        break;
-      }
       const agentId = this.#agentOf(span, step, byId, stepBySpan);
       if (agentId.length > MAX_ID) {
         result.rejected.push({ spanId: span.spanId, reason: `agent id is ${agentId.length} characters, over ${MAX_ID}` });
@@ -184,12 +174,24 @@ export class SpanIngester {
       events.push(event);
       order.set(event, [ts, depthOf(span, byId)]);
     }
-    if (inFlight) {
+    let claim: { done: Set<string>; busy: boolean };
+    try {
+      claim = await this.#ledger.claim(events.map((e) => e.event_id));
+    } catch (err) {
+      result.retry = `the store of written span ids is unavailable: ${err instanceof Error ? err.message : String(err)}`;
+      result.failed = events.length;
+      return result;
+    }
+    if (claim.busy) {
       // The same spans are being produced by a request still waiting for Kafka: let the client
       // come back rather than produce them twice or answer before they are acknowledged.
       result.retry = 'some of these spans are still being written from an earlier request';
       result.failed = events.length;
       return result;
+    }
+    if (claim.done.size > 0) {
+      result.duplicates = claim.done.size;
+      events = events.filter((e) => !claim.done.has(e.event_id));
     }
     this.#stats.duplicates += result.duplicates;
     this.#stats.droppedNonGenAi += result.dropped;
@@ -202,13 +204,17 @@ export class SpanIngester {
       const [ty, dy] = order.get(y)!;
       return tx - ty || dx - dy;
     });
-    for (const e of events) {
-      e.seq = this.#nextSeq(e.session_id);
-      this.#ledger.set(e.event_id, 'pending');
-    }
+    for (const e of events) e.seq = this.#nextSeq(e.session_id);
     const published = await this.#publisher.publish(events);
-    for (const id of published.delivered) this.#ledger.set(id, true);
-    for (const f of published.failed) this.#ledger.delete(f.eventId);
+    try {
+      await this.#ledger.settle(
+        published.delivered,
+        published.failed.map((f) => f.eventId),
+      );
+    } catch {
+      // Written to Kafka and answered 200 all the same: only a retry of this request (which a 200
+      // does not prompt) could be written twice; failed claims expire on their own.
+    }
     result.accepted = published.delivered.length;
     result.failed = published.failed.length;
     this.#stats.eventsAccepted += result.accepted;

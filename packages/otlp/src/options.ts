@@ -17,8 +17,13 @@ export interface ReceiverOptions {
   maxBodyBytes?: number;
   /** Largest number of spans in one request (default 50000). */
   maxSpansPerRequest?: number;
-  /** Span ids remembered to answer retried exports without producing twice (default 1,000,000). */
+  /** Span ids remembered in memory to answer retried exports without producing twice (default 1,000,000). */
   dedupeWindow?: number;
+  /**
+   * Remember acknowledged span ids in Redis instead of memory: retries are then recognised across
+   * receiver restarts and by every receiver sharing the Redis. Keys `<prefix>otlp:span:<event id>`.
+   */
+  dedupeRedis?: { url: string; prefix?: string; ttlSeconds?: number };
   /** Sessions whose next seq is remembered (default 200,000). */
   maxTrackedSessions?: number;
   /** Agent id for steps that name none and have no agent ancestor (default: resource service.name, else this; `otel`). */
@@ -38,6 +43,7 @@ export interface ResolvedReceiverOptions {
   maxBodyBytes: number;
   maxSpansPerRequest: number;
   dedupeWindow: number;
+  dedupeRedis: { url: string; prefix: string; ttlSeconds: number } | undefined;
   maxTrackedSessions: number;
   defaultAgentId: string;
   pricing: Record<string, ModelPrice>;
@@ -93,8 +99,17 @@ export function resolveReceiverOptions(options: ReceiverOptions = {}, env: NodeJ
       throw new OptionsError(`options.pricing[${JSON.stringify(model)}]`, 'must be { inputPerMillion, outputPerMillion } with non-negative numbers');
     }
   }
+  let dedupeRedis: ResolvedReceiverOptions['dedupeRedis'];
+  if (options.dedupeRedis !== undefined) {
+    const d = options.dedupeRedis;
+    if (typeof d !== 'object' || d === null || typeof d.url !== 'string' || !/^rediss?:\/\//.test(d.url)) {
+      throw new OptionsError('options.dedupeRedis.url', 'must be a redis:// or rediss:// URL');
+    }
+    dedupeRedis = { url: d.url, prefix: d.prefix ?? 'agenttrace:', ttlSeconds: int('dedupeRedis.ttlSeconds', d.ttlSeconds, 24 * 3600, 60) };
+  }
   return {
     host,
+    dedupeRedis,
     port: int('port', options.port, RECEIVER_DEFAULTS.port, 0, 65535),
     token,
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, RECEIVER_DEFAULTS.maxBodyBytes, 1024),

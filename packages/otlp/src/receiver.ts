@@ -6,7 +6,9 @@ import { errorMessage } from '@agenttrace/common';
 import { EventPublisher } from '@agenttrace/tracer';
 import { decodeJson, decodeProtobuf, encodeExportResponse, encodeStatus, type OtlpSpan } from './decode.js';
 import { OtlpError } from './errors.js';
+import { Redis } from 'ioredis';
 import { SpanIngester, type IngestStats } from './ingest.js';
+import { MemoryLedger, RedisLedger, type SpanLedger } from './ledger.js';
 import { resolveReceiverOptions, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
 
 type Format = 'protobuf' | 'json';
@@ -96,6 +98,7 @@ export class OtlpReceiver {
   readonly options: ResolvedReceiverOptions;
   readonly #publisher: EventPublisher;
   readonly #ingester: SpanIngester;
+  readonly #ledger: SpanLedger;
   readonly #server: Server;
   readonly #token: Buffer | undefined;
   #badRequests = 0;
@@ -106,7 +109,11 @@ export class OtlpReceiver {
     this.options = resolveReceiverOptions(options);
     this.#token = this.options.token === undefined ? undefined : Buffer.from(`Bearer ${this.options.token}`);
     this.#publisher = new EventPublisher(this.options.publisher);
-    this.#ingester = new SpanIngester(this.options, this.#publisher);
+    const d = this.options.dedupeRedis;
+    this.#ledger = d
+      ? new RedisLedger(new Redis(d.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2000 }), d.prefix, d.ttlSeconds, 60)
+      : new MemoryLedger(this.options.dedupeWindow);
+    this.#ingester = new SpanIngester(this.options, this.#publisher, this.#ledger);
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         // Never let one request take the service down.
@@ -143,6 +150,7 @@ export class OtlpReceiver {
         this.#server.closeIdleConnections();
       });
       await this.#publisher.close();
+      await this.#ledger.close();
     })();
     return this.#closing;
   }

@@ -109,7 +109,10 @@ describe('OpenInference OpenAI instrumentation → agenttrace-otlp → kshark re
       const first = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, tools });
       const call = first.choices[0]!.message.tool_calls![0]! as { id: string; function: { name: string; arguments: string } };
       // The application's own tool span, in OpenInference's convention.
-      const result = tracer.startActiveSpan('get_weather', { attributes: { 'openinference.span.kind': 'TOOL', 'tool.name': call.function.name, 'input.value': call.function.arguments } }, (span) => {
+      const result = await tracer.startActiveSpan('get_weather', { attributes: { 'openinference.span.kind': 'TOOL', 'tool.name': call.function.name, 'input.value': call.function.arguments } }, async (span) => {
+        // The lookup takes a little while, as a real tool does. (Steps that start within a
+        // millisecond or two of each other can come out in either order: docs/opentelemetry.md, Limits.)
+        await new Promise((r) => setTimeout(r, 25));
         const out = JSON.stringify({ city: 'Paris', sky: 'sunny' });
         span.setAttribute('output.value', out);
         span.end();

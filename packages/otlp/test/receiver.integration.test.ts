@@ -240,6 +240,33 @@ describe('OTLP receiver on the real stack', () => {
     await provider.shutdown();
   });
 
+  it('with --dedupe-redis, a retry after a receiver restart (or to another receiver) is still not written twice', async () => {
+    const mem = new InMemorySpanExporter();
+    const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(mem)] });
+    await runAgent(provider, 'conv-restart');
+    const body = ProtobufTraceSerializer.serializeRequest(mem.getFinishedSpans())!;
+    await provider.shutdown();
+    const opts = { port: 0, dedupeRedis: { url: stack.redisUrl, prefix }, publisher: { kafka: { brokers: stack.brokers }, topic, ensureTopic: false } };
+    const headers = { 'Content-Type': 'application/x-protobuf' };
+    const a = new OtlpReceiver(opts);
+    const first = await fetch((await a.listen()).url, { method: 'POST', body, headers });
+    expect(first.status).toBe(200);
+    expect(a.stats().eventsAccepted).toBe(4);
+    await a.close();
+    const b = new OtlpReceiver(opts);
+    try {
+      const again = await fetch((await b.listen()).url, { method: 'POST', body, headers });
+      expect(again.status).toBe(200);
+      expect(b.stats()).toMatchObject({ eventsAccepted: 0, duplicates: 4 });
+    } finally {
+      await b.close();
+    }
+    expect((await redis.keys(`${prefix}otlp:span:*`)).length).toBe(4);
+    await eventually('4 events in Redis', async () => (await redis.llen(keys.events('conv-restart'))) === 4, 30_000);
+    const records = (await consumeAll(topic, { timeoutMs: 10_000 })).filter((m) => String(m.key) === 'conv-restart');
+    expect(records).toHaveLength(4);
+  });
+
   it('bad input gets a clear 4xx and the service keeps serving', async () => {
     const pb = { 'Content-Type': 'application/x-protobuf' };
     const bad = await post(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]), pb);

@@ -35,9 +35,12 @@ const HOW: [RegExp, How][] = [
   [/^kafka-(topics|configs)\.sh --bootstrap-server kafka:9092/, { elsewhere: 'a production cluster (kafka:9092) with Kafka command-line tools' }],
   [/--brokers k1:9092,k2:9092/, { elsewhere: 'production hosts (k1, k2, redis-1)' }],
   [/^(npx )?kafmirror (replicate|failover) .*--config clusters\.json/, { elsewhere: 'two clusters named in clusters.json (a DR pair); proven in packages/kafmirror/test' }],
+  [/^(pip install|export OTEL_|opentelemetry-instrument python|kshark replay <conversation id)/, { elsewhere: 'a Python agent (PyPI is not reachable here); the same OTLP path is proven by packages/otlp/test with the OpenTelemetry JS SDK' }],
+  [/npx agenttrace-otlp export /, { elsewhere: 'an OTLP backend (Jaeger, Langfuse, Phoenix); proven by packages/otlp/test/export.test.ts with a decoder built from the OTLP protobuf definitions' }],
   [/--help\b/, { run: [0] }],
   [/^(npx )?agenttrace-dashboard\b/, { service: /started/, stopped: /stopped after applying/ }],
   [/^(npx )?agenttrace-archiver\b/, { service: /archiver started/, stopped: /stopped: \d+ files/ }],
+  [/^npx agenttrace-otlp serve\b/, { service: /agenttrace-otlp: listening on/, stopped: /stopped; \d+ spans received/ }],
   [/(^|\s)npx agenttrace-web\b/, { service: /agenttrace-web listening on/, stopped: /agenttrace-web listening on/ }],
   [/^npx kshark replay .* --follow\b/, { service: /following \S+ \(Ctrl-C to stop\)/, stopped: /Session sess_/, signal: 'SIGINT' }],
   [/^npx kdiff compare \S+ \S+ --json \| jq/, { run: [0, 1] }],
@@ -90,6 +93,7 @@ const env: NodeJS.ProcessEnv = {
   AGENTTRACE_METRICS_PORT: '0',
   AGENTTRACE_ARCHIVER_METRICS_PORT: '0',
   SLACK_WEBHOOK: 'http://127.0.0.1:9/webhook',
+  AGENTTRACE_OTLP_TOKEN: 'docs-test-token',
 };
 const ids = { incident: '', normal: '', other: '' };
 let demoOut = '';

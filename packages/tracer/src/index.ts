@@ -7,3 +7,5 @@ export type { TracerOptions, ResolvedTracerOptions } from './options.js';
 export { DEFAULT_REDACTED_KEYS, buildRedactor } from './redact.js';
 export type { RedactOptions, RedactPattern } from './redact.js';
 export { shutdownTracing } from './exit-hooks.js';
+export { EventPublisher } from './publisher.js';
+export type { PublisherOptions, PublishResult, PublisherStats } from './publisher.js';

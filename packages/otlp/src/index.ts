@@ -1,0 +1,16 @@
+export { OtlpReceiver } from './receiver.js';
+export type { ReceiverStats } from './receiver.js';
+export { SpanIngester } from './ingest.js';
+export type { IngestResult, IngestStats } from './ingest.js';
+export { mapSpan, spanEventId, spanError, indexed, SESSION_ATTRIBUTES } from './mapping.js';
+export type { MappedStep, Convention } from './mapping.js';
+export { decodeProtobuf, decodeJson, encodeExportResponse, encodeStatus } from './decode.js';
+export type { OtlpSpan, SpanEvent, AttrValue, Attributes } from './decode.js';
+export { RECEIVER_DEFAULTS, resolveReceiverOptions, isLoopback } from './options.js';
+export type { ReceiverOptions, ResolvedReceiverOptions, ModelPrice } from './options.js';
+export { OtlpError, EXIT, EXIT_CODES_HELP } from './errors.js';
+export type { OtlpErrorCode } from './errors.js';
+export { eventsToSpans, encodeTraceRequest, exportEvents, traceEndpoint } from './export.js';
+export type { ExportSpan, ExportOptions, ExportResult } from './export.js';
+export { MemoryLedger, RedisLedger } from './ledger.js';
+export type { SpanLedger } from './ledger.js';

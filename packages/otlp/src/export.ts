@@ -304,7 +304,7 @@ export async function exportEvents(events: readonly AgentEvent[], options: Expor
     try {
       res = await fetch(url, {
         method: 'POST',
-        body: encodeTraceRequest(chunk, resource),
+        body: new Uint8Array(encodeTraceRequest(chunk, resource)),
         headers: { 'Content-Type': 'application/x-protobuf', ...(options.headers ?? {}) },
         signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
       });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Admin, ConfigResourceTypes, ConfigSources, type AdminOptions } from '@platformatic/kafka';
-import { kafkaError, securityProtocolOf, type KafkaConnectionOptions } from './kafka.js';
+import { KafkaError, describeKafka, kafkaError, securityProtocolOf, type KafkaConnectionOptions } from './kafka.js';
 
 /**
  * Admin requests librdkafka's admin client does not offer (the cluster id, DescribeConfigs),
@@ -33,7 +34,8 @@ export function protocolAdminOptions(conn: KafkaConnectionOptions, timeoutMs: nu
       rejectUnauthorized: true,
       ...(ssl.verifyHostname === false ? { checkServerIdentity: () => undefined } : {}),
     };
-    opts.tlsServerName = true;
+    // SNI with the broker's name (brokers behind SNI routing need it); an IP address is not a valid SNI name.
+    opts.tlsServerName = conn.brokers.every((b) => isIP(b.slice(0, b.lastIndexOf(':')).replace(/^\[|\]$/g, '')) === 0);
   }
   if ((protocol === 'sasl_plaintext' || protocol === 'sasl_ssl') && conn.sasl) {
     opts.sasl = { mechanism: conn.sasl.mechanism, username: conn.sasl.username, password: conn.sasl.password };
@@ -57,11 +59,23 @@ function flatMessage(err: unknown): string {
   return parts.join(': ') || String(err);
 }
 
+/** True when the error (or one nested in it) is the client's authentication failure. */
+function isAuthFailure(err: unknown, depth = 0): boolean {
+  if (err === undefined || err === null || depth > 4) return false;
+  if ((err as { code?: unknown }).code === 'PLT_KFK_AUTHENTICATION') return true;
+  return ((err as { errors?: unknown[] }).errors ?? []).some((e) => isAuthFailure(e, depth + 1)) || isAuthFailure((err as { cause?: unknown }).cause, depth + 1);
+}
+
 async function withAdmin<T>(conn: KafkaConnectionOptions, what: string, timeoutMs: number, fn: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = new Admin(protocolAdminOptions(conn, timeoutMs));
   try {
     return await fn(admin);
   } catch (err) {
+    if (isAuthFailure(err)) {
+      // The messages name the mechanism at most; the password never reaches them.
+      const text = `the broker rejected the SASL credentials or does not offer SASL ${conn.sasl?.mechanism ?? '(none configured)'} (${flatMessage(err)})`;
+      throw new KafkaError('KAFKA_AUTH_FAILED', `${what} failed on ${describeKafka(conn)}: ${text}. Check the SASL/TLS settings (AGENTTRACE_KAFKA_*).`, { cause: err, retryable: false });
+    }
     throw kafkaError(what, conn, new Error(flatMessage(err), { cause: err }));
   } finally {
     await admin.close().catch(() => undefined);

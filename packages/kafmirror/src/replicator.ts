@@ -305,9 +305,7 @@ export class Replicator {
     if (!existing) {
       let config: Record<string, string> = {};
       try {
-        const r = await describeTopicConfigs(this.#source.conn, sourceTopic);
-        if ('unsupported' in r) o.log('warn', r.unsupported, { topic: sourceTopic });
-        else config = r.configs;
+        config = (await describeTopicConfigs(this.#source.conn, sourceTopic)).configs;
       } catch (err) {
         o.log('warn', 'could not read the source topic settings; creating the copy with the target defaults', { topic: sourceTopic, error: errorMessage(err) });
       }

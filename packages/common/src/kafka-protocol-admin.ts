@@ -100,21 +100,41 @@ const UNKNOWN_TOPIC = /unknown topic|UNKNOWN_TOPIC_OR_PARTITION/i;
  * stamped with both can tell whether they belong to what is being read.
  */
 export async function describeTopicIdentity(conn: KafkaConnectionOptions, topic: string, timeoutMs = 10_000): Promise<KafkaTopicIdentity> {
-  return withAdmin(conn, `reading the cluster id and the id of topic ${topic}`, timeoutMs, async (admin) => {
+  const r = await describeTopicIdentities(conn, [topic], timeoutMs);
+  const t = r.topics.get(topic);
+  return { clusterId: r.clusterId, topicId: t?.topicId, partitions: t?.partitions };
+}
+
+/** The cluster id and the ids of several topics in one connection; topics that do not exist are left out. */
+export async function describeTopicIdentities(
+  conn: KafkaConnectionOptions,
+  topics: string[],
+  timeoutMs = 10_000,
+): Promise<{ clusterId: string; topics: Map<string, { topicId: string; partitions: number }> }> {
+  return withAdmin(conn, `reading the cluster id and the ids of topic ${topics.join(', ')}`, timeoutMs, async (admin) => {
     const cluster = await admin.metadata({ topics: [] });
-    let topicId: string | undefined;
-    let partitions: number | undefined;
-    try {
-      const md = await admin.metadata({ topics: [topic], forceUpdate: true });
-      const t = md.topics.get(topic);
-      if (t) {
-        topicId = t.id;
-        partitions = t.partitionsCount;
+    const out = new Map<string, { topicId: string; partitions: number }>();
+    const read = async (names: string[]) => {
+      const md = await admin.metadata({ topics: names, forceUpdate: true });
+      for (const name of names) {
+        const t = md.topics.get(name);
+        if (t) out.set(name, { topicId: t.id, partitions: t.partitionsCount });
       }
+    };
+    try {
+      if (topics.length > 0) await read(topics);
     } catch (err) {
       if (!UNKNOWN_TOPIC.test(flatMessage(err))) throw err;
+      // One missing topic fails the whole request: ask topic by topic to keep the others.
+      for (const name of topics) {
+        try {
+          await read([name]);
+        } catch (inner) {
+          if (!UNKNOWN_TOPIC.test(flatMessage(inner))) throw inner;
+        }
+      }
     }
-    return { clusterId: cluster.id, topicId, partitions };
+    return { clusterId: cluster.id, topics: out };
   });
 }
 

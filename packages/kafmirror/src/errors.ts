@@ -13,6 +13,7 @@ export type KafmirrorErrorCode =
   | 'GROUP_ACTIVE' // failover: the group still has members on the target
   | 'NO_CHECKPOINTS' // failover: nothing recorded for the group
   | 'COMMIT_FAILED' // failover: the target refused the offset commit
+  | 'POSITIONS_MISMATCH' // the stored offsets belong to another source cluster or topic id
   | 'STATE'; // start() twice, or on a closed replicator
 
 /** Exit codes of the kafmirror CLI, one per failure kind (documented in --help). */
@@ -26,6 +27,7 @@ export const EXIT_CODES = {
   topicNotFound: 6,
   fenced: 7,
   failoverRefused: 8,
+  positionsMismatch: 9,
 } as const;
 
 export class KafmirrorError extends AgentTraceError {
@@ -54,6 +56,8 @@ export function exitCodeFor(err: unknown): number {
     case 'GROUP_ACTIVE':
     case 'NO_CHECKPOINTS':
       return EXIT_CODES.failoverRefused;
+    case 'POSITIONS_MISMATCH':
+      return EXIT_CODES.positionsMismatch;
     default:
       return EXIT_CODES.failed;
   }

@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { DeliveryReport, KafkaConsumer, LibrdKafkaError, Message, Producer } from '@confluentinc/kafka-javascript';
-import { describeKafka, errorMessage, unreachableBrokers } from '@agenttrace/common';
+import { describeKafka, describeTopicIdentities, errorMessage, unreachableBrokers } from '@agenttrace/common';
 import { KafmirrorError } from './errors.js';
 import { ClusterAdmin, clientConfig, clusterError, connectClient, consumeBatch, describeCluster, disconnect, incrementalAssign, promisify0, type Cluster } from './kafka-io.js';
 import { LagAlarm, describeUrl, postWebhook, timeLagMs, type LagSnapshot, type PartitionLag } from './lag.js';
@@ -39,6 +39,9 @@ interface PartState {
   map: OffsetMap;
   /** Last checkpoint written per group, to write only changes. */
   checkpointed: Map<string, number>;
+  /** The source log `next` counts in, stored with every offset. */
+  sourceClusterId: string;
+  sourceTopicId: string;
   /** The last translation read from the target copy (see #lookUpOnTarget), reused while the group stays put. */
   looked?: { committed: number; targetOffset: number };
 }
@@ -244,9 +247,14 @@ export class Replicator {
     const wanted = await this.#wantedTopics();
     const infos = await this.#sourceAdmin!.describeTopics(wanted);
     const added: Array<{ topic: string; partition: number; offset: number }> = [];
+    const growing = infos.filter((i) => i.partitions > (this.#topics.get(i.name) ?? 0)).map((i) => i.name);
+    const ids = growing.length > 0 ? await describeTopicIdentities(this.#source.conn, growing) : undefined;
     for (const { name, partitions } of infos) {
       const known = this.#topics.get(name) ?? 0;
       if (partitions <= known) continue;
+      const topicId = ids?.topics.get(name)?.topicId;
+      if (ids === undefined || topicId === undefined) continue; // deleted meanwhile: the next refresh sees it again
+      await this.#checkStoredPositions(name, known, partitions, ids.clusterId, topicId);
       const targetTopic = targetTopicName(name, o.naming, o.sourceAlias);
       if (o.createTopics) await this.#prepareTargetTopic(name, targetTopic, partitions);
       await this.#awaitProducerMetadata(targetTopic, partitions);
@@ -269,6 +277,8 @@ export class Replicator {
           end: undefined,
           map: new OffsetMap(offset),
           checkpointed: new Map(),
+          sourceClusterId: ids.clusterId,
+          sourceTopicId: topicId,
         };
         this.#parts.set(key(name, p), st);
         added.push({ topic: name, partition: p, offset });
@@ -277,6 +287,37 @@ export class Replicator {
       this.#topics.set(name, partitions);
     }
     if (added.length > 0) incrementalAssign(this.#consumer!, added);
+  }
+
+  /**
+   * The stored offsets of a topic's partitions must count in the source log being read: same
+   * cluster id, same topic id. Offsets of another log (the alias pointed at another cluster, the
+   * topic recreated) would skip or repeat records silently, so kafmirror refuses them
+   * (POSITIONS_MISMATCH, exit 9). Offsets stored before ids were (no ids) are adopted, and stamped
+   * with the next write, unless one lies past the end of its partition, which proves them foreign.
+   */
+  async #checkStoredPositions(topic: string, from: number, to: number, clusterId: string, topicId: string): Promise<void> {
+    const o = this.options;
+    const here = `source cluster "${this.#source.alias}" (${describeKafka(this.#source.conn)}) is cluster ${clusterId} with topic id ${topicId}`;
+    const refuse = (why: string) =>
+      new KafmirrorError(
+        'POSITIONS_MISMATCH',
+        `the offsets stored for topic "${topic}" in ${o.offsetsTopic} on ${describeCluster(this.#target)} ${why}, but ${here}: refusing to mirror from them. To mirror this source from its start, use a new --source-alias (it gets its own offsets topic), or delete ${o.offsetsTopic} on the target`,
+      );
+    const legacy: Array<[number, number]> = [];
+    for (let p = from; p < to; p++) {
+      const s = this.#stored.get(offsetKey(topic, p));
+      if (!s) continue;
+      if (s.sourceClusterId === undefined && s.sourceTopicId === undefined) legacy.push([p, s.next]);
+      else if (s.sourceClusterId !== clusterId || s.sourceTopicId !== topicId) throw refuse(`belong to cluster ${s.sourceClusterId ?? '(none)'}, topic id ${s.sourceTopicId ?? '(none)'}`);
+    }
+    if (legacy.length === 0) return;
+    const ends = await this.#sourceAdmin!.startOffsets(topic, legacy.map(([p]) => p), 'latest');
+    for (const [p, next] of legacy) {
+      const end = ends.get(p);
+      if (end !== undefined && next > end) throw refuse(`carry no cluster or topic id and partition ${p} is stored at ${next}, past its end (${end})`);
+    }
+    o.log('warn', 'offsets stored without cluster and topic ids (by an earlier version) adopted for this source; the next write stamps them', { topic, partitions: legacy.length, clusterId, topicId });
   }
 
   /**
@@ -418,7 +459,7 @@ export class Replicator {
         fresh = this.#fresh(await consumeBatch(this.#consumer!, o.maxBatchRecords - consumed), touched);
       }
       for (const [st, m] of touched) {
-        const stored: StoredOffset = { topic: st.topic, partition: st.partition, next: m.offset + 1 };
+        const stored: StoredOffset = { topic: st.topic, partition: st.partition, next: m.offset + 1, sourceClusterId: st.sourceClusterId, sourceTopicId: st.sourceTopicId };
         const ts = m.timestamp ?? st.lastTs;
         if (ts !== undefined) stored.lastTimestamp = ts;
         await this.#produce(o.offsetsTopic, null, encodeOffset(stored), offsetKey(st.topic, st.partition), undefined, undefined, undefined);

@@ -21,7 +21,7 @@ interface Flags {
   config?: string;
   instanceId?: string;
   from?: 'earliest' | 'latest';
-  resetPositions?: 'earliest' | 'latest';
+  resetPositions?: 'earliest' | 'latest' | 'committed';
   ttlDays?: number;
   batchSize?: number;
   costThreshold?: number | false;
@@ -127,8 +127,8 @@ function program(): Command {
       if (v !== 'earliest' && v !== 'latest') throw new InvalidArgumentError('must be earliest or latest');
       return v;
     })
-    .option('--reset-positions <where>', 'when the offsets in Redis belong to another cluster or topic id: drop them and start at earliest or latest (default: refuse to start, exit 1)', (v: string) => {
-      if (v !== 'earliest' && v !== 'latest') throw new InvalidArgumentError('must be earliest or latest');
+    .option('--reset-positions <where>', "when the offsets in Redis belong to another cluster or topic id: drop them and start at earliest, latest or committed (the group's offsets on this cluster, e.g. after kafmirror failover); default: refuse to start, exit 1", (v: string) => {
+      if (v !== 'earliest' && v !== 'latest' && v !== 'committed') throw new InvalidArgumentError('must be earliest, latest or committed');
       return v;
     })
     .option('--ttl-days <days>', 'days a session stays in Redis after its last event (default 30)', positiveInt('--ttl-days'))

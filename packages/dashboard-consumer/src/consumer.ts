@@ -25,6 +25,8 @@ import { RedisStore, isConnectionError } from './redis-store.js';
 const ERR_ASSIGN = -175;
 const OFFSET_BEGINNING = -2;
 const OFFSET_END = -1;
+/** The group's committed offset (auto.offset.reset where there is none). */
+const OFFSET_STORED = -1000;
 /** A dead-letter copy of a record too large for the DLQ topic keeps this much of its value. */
 
 /** Counters of what the consumer did since start(), for tests and status lines. */
@@ -92,7 +94,7 @@ export class DashboardConsumer {
   /** The cluster id and topic id the stored offsets were checked to belong to. */
   #owner: PositionsOwner | undefined;
   /** Where partitions without a stored offset start: options.startFrom, or the reset position. */
-  #startFrom: 'earliest' | 'latest';
+  #startFrom: 'earliest' | 'latest' | 'committed';
   #halted: string | undefined;
   readonly #stats = { applied: 0, duplicates: 0, deadLettered: 0, batches: 0, alertsFired: 0 };
 
@@ -334,7 +336,7 @@ export class DashboardConsumer {
     const list = assignment.map((tp) => ({
       topic: tp.topic,
       partition: tp.partition,
-      offset: stored.get(tp.partition) ?? (this.#startFrom === 'earliest' ? OFFSET_BEGINNING : OFFSET_END),
+      offset: stored.get(tp.partition) ?? (this.#startFrom === 'earliest' ? OFFSET_BEGINNING : this.#startFrom === 'latest' ? OFFSET_END : OFFSET_STORED),
     }));
     try {
       consumer.assign(list);
@@ -395,7 +397,7 @@ export class DashboardConsumer {
       this.#startFrom = o.resetPositions;
       this.#applied.clear();
       this.#committed.clear();
-      this.#log({ level: 'warn', message: `${mismatch}; reset as asked: dropped them, every partition starts from the ${o.resetPositions} offset` });
+      this.#log({ level: 'warn', message: `${mismatch}; reset as asked: dropped them, every partition starts from the ${o.resetPositions === 'committed' ? "group's committed" : o.resetPositions} offset` });
     } else if (r.kind === 'fresh') {
       this.#log({ level: 'debug', message: `${where}: none stored yet; stamped with cluster ${owner.clusterId}, topic id ${owner.topicId}` });
     }

@@ -63,9 +63,10 @@ export interface DashboardConsumerOptions {
    * What to do when the offsets stored in Redis belong to another Kafka cluster or another
    * incarnation of the topic (their cluster id or topic id differs from what the brokers report):
    * by default start() refuses with POSITIONS_MISMATCH; `earliest` or `latest` drops those offsets
-   * and starts every partition there instead.
+   * and starts every partition there instead; `committed` drops them and starts at the group's
+   * committed offsets on this cluster (what `kafmirror failover` sets), earliest where there are none.
    */
-  resetPositions?: 'earliest' | 'latest';
+  resetPositions?: 'earliest' | 'latest' | 'committed';
   /** Most records applied to Redis in one atomic step (default 2000). */
   batchSize?: number;
   /** Records larger than this go to the dead-letter topic (default 1 MiB). */
@@ -117,7 +118,7 @@ export interface ResolvedDashboardOptions {
   alerts: ResolvedAlertRules | false;
   ttlSeconds: number;
   startFrom: 'earliest' | 'latest';
-  resetPositions: 'earliest' | 'latest' | undefined;
+  resetPositions: 'earliest' | 'latest' | 'committed' | undefined;
   batchSize: number;
   maxRecordBytes: number;
   metricsPort: number | false;
@@ -232,8 +233,8 @@ export function resolveDashboardOptions(options: DashboardConsumerOptions = {}, 
   if (o.startFrom !== undefined && o.startFrom !== 'earliest' && o.startFrom !== 'latest') {
     throw new OptionsError('options.startFrom', `must be "earliest" or "latest", got ${JSON.stringify(o.startFrom)}`);
   }
-  if (o.resetPositions !== undefined && o.resetPositions !== 'earliest' && o.resetPositions !== 'latest') {
-    throw new OptionsError('options.resetPositions', `must be "earliest" or "latest", got ${JSON.stringify(o.resetPositions)}`);
+  if (o.resetPositions !== undefined && o.resetPositions !== 'earliest' && o.resetPositions !== 'latest' && o.resetPositions !== 'committed') {
+    throw new OptionsError('options.resetPositions', `must be "earliest", "latest" or "committed", got ${JSON.stringify(o.resetPositions)}`);
   }
   if (o.metricsPort !== undefined && o.metricsPort !== false) int('metricsPort', o.metricsPort, 0, 65535);
   if (o.onLog !== undefined && typeof o.onLog !== 'function') throw new OptionsError('options.onLog', 'must be a function');

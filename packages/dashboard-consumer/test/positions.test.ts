@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { join } from 'node:path';
-import { describeTopicIdentity, redisKeys, type RedisKeys } from '@agenttrace/common';
-import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, repoRoot, runNode, stack, startCluster, stopCluster, uniqueName } from '../../../test-support/stack.js';
+import Kafka from '@confluentinc/kafka-javascript';
+import { KafkaAdmin, describeTopicIdentity, rdkafkaConfig, redisKeys, type RedisKeys } from '@agenttrace/common';
+import { createTopic, deleteTopic, eventually, kafkaConn, makeEvent, produceRaw, repoRoot, runNode, stack, startCluster, stopCluster, uniqueName } from '../../../test-support/stack.js';
 import { DashboardConsumer, DashboardError, type DashboardConsumerOptions, type LogEntry } from '../src/index.js';
 import { dropPrefix, testRedis } from './helpers.js';
 
@@ -177,6 +178,29 @@ describe.sequential('stored positions name their cluster and topic', () => {
     const otherId = await describeTopicIdentity({ brokers: other }, topic);
     expect(await redis.hgetall(k.offsetsOwner(group, topic))).toMatchObject({ cluster_id: otherId.clusterId, topic_id: otherId.topicId });
     await eventually('the recreated topic applied', () => c.stats().applied === 3, 60_000, 200);
+    await c.close();
+  }, 90_000);
+
+  it('with resetPositions committed it starts at the group offsets committed on this cluster (as kafmirror failover sets them)', async () => {
+    // The positions now belong to another log again (as a Redis shared with the primary would).
+    await redis.del(k.offsets(group, topic));
+    await redis.hset(k.offsetsOwner(group, topic), { cluster_id: 'the-primary', topic_id: 'its-topic' });
+    await redis.hset(k.offsets(group, topic), { '0': '5000', '1': '5000', '2': '5000' });
+    // Commit the group at the current end of every partition, then produce 4 records after it.
+    const admin = new KafkaAdmin(kafkaConn(other));
+    const ends = await admin.watermarks(topic, [0, 1, 2]).finally(() => admin.close());
+    const committer = new Kafka.KafkaConsumer({ ...rdkafkaConfig(kafkaConn(other)), 'group.id': group, 'enable.auto.commit': false }, {});
+    await new Promise<void>((res, rej) => committer.connect({}, (err) => (err ? rej(err) : res())));
+    committer.commitSync([...ends].map(([partition, w]) => ({ topic, partition, offset: w.high })));
+    await new Promise<void>((res) => committer.disconnect(() => res()));
+    await produceRaw(topic, records('sess_other_3', 4), other);
+
+    const logs: LogEntry[] = [];
+    const c = await consumer(other, logs, { resetPositions: 'committed' });
+    await eventually('the 4 records after the committed offsets applied', () => c.stats().applied === 4, 60_000, 200);
+    expect(logs.filter((l) => /belong to cluster the-primary, topic id its-topic.*reset as asked.*group's committed offset/.test(l.message))).toHaveLength(1);
+    expect(await redis.llen(k.events('sess_other_3'))).toBe(4);
+    expect(c.stats().duplicates).toBe(0);
     await c.close();
   }, 90_000);
 });

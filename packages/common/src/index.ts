@@ -13,7 +13,7 @@ export {
   describeKafka,
 } from './kafka.js';
 export type { KafkaConnectionOptions, SecurityProtocol, SaslMechanism } from './kafka.js';
-export { protocolAdminOptions, describeTopicIdentity, describeTopicIdentities, describeTopicConfigs } from './kafka-protocol-admin.js';
+export { protocolAdminOptions, preloadProtocolAdmin, describeTopicIdentity, describeTopicIdentities, describeTopicConfigs } from './kafka-protocol-admin.js';
 export type { KafkaTopicIdentity } from './kafka-protocol-admin.js';
 export {
   S3Error,

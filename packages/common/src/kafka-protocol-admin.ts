@@ -74,6 +74,11 @@ function isAuthFailure(err: unknown, depth = 0): boolean {
 let client: Promise<typeof import('@platformatic/kafka')> | undefined;
 const loadClient = () => (client ??= import('@platformatic/kafka'));
 
+/** Starts loading the client now, so a service's start-up overlaps it with its network waits. */
+export function preloadProtocolAdmin(): void {
+  loadClient().catch(() => undefined);
+}
+
 async function withAdmin<T>(conn: KafkaConnectionOptions, what: string, timeoutMs: number, fn: (admin: Admin, lib: typeof import('@platformatic/kafka')) => Promise<T>): Promise<T> {
   const lib = await loadClient();
   const admin = new lib.Admin(protocolAdminOptions(conn, timeoutMs));

@@ -8,6 +8,7 @@ import {
   describeKafka,
   describeTopicIdentity,
   dlqHeaders,
+  preloadProtocolAdmin,
   errorMessage,
   isTooLarge,
   kafkaError,
@@ -140,6 +141,8 @@ export class DashboardConsumer {
     if (this.#state !== 'new') throw new DashboardError('ALREADY_STARTED', 'start() was already called');
     this.#state = 'starting';
     const o = this.options;
+    // Needed for the positions check below; loads while Redis and Kafka answer.
+    preloadProtocolAdmin();
     try {
       if (o.metricsPort !== false) {
         this.#server = new MetricsServer(this.metrics.registry, () => this.#health());

@@ -11,6 +11,7 @@ export {
   rdkafkaConfig,
   securityProtocolOf,
   describeKafka,
+  uuidString,
 } from './kafka.js';
 export type { KafkaConnectionOptions, SecurityProtocol, SaslMechanism } from './kafka.js';
 export { protocolAdminOptions, preloadProtocolAdmin, describeTopicIdentity, describeTopicIdentities, describeTopicConfigs } from './kafka-protocol-admin.js';

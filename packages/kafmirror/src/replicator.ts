@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { DeliveryReport, KafkaConsumer, LibrdKafkaError, Message, Producer } from '@confluentinc/kafka-javascript';
-import { describeKafka, describeTopicIdentities, errorMessage, preloadProtocolAdmin, unreachableBrokers } from '@agenttrace/common';
+import { describeKafka, errorMessage, preloadProtocolAdmin, unreachableBrokers } from '@agenttrace/common';
 import { KafmirrorError } from './errors.js';
 import { ClusterAdmin, clientConfig, clusterError, connectClient, consumeBatch, describeCluster, disconnect, incrementalAssign, promisify0, type Cluster } from './kafka-io.js';
 import { LagAlarm, describeUrl, postWebhook, timeLagMs, type LagSnapshot, type PartitionLag } from './lag.js';
@@ -39,8 +39,7 @@ interface PartState {
   map: OffsetMap;
   /** Last checkpoint written per group, to write only changes. */
   checkpointed: Map<string, number>;
-  /** The source log `next` counts in, stored with every offset. */
-  sourceClusterId: string;
+  /** The source log `next` counts in (its topic id), stored with every offset. */
   sourceTopicId: string;
   /** The last translation read from the target copy (see #lookUpOnTarget), reused while the group stays put. */
   looked?: { committed: number; targetOffset: number };
@@ -142,7 +141,7 @@ export class Replicator {
     this.#state = 'starting';
     const o = this.options;
     const log = o.log;
-    // Needed for the stored-offsets check in the first refresh; loads while the clusters answer.
+    // Reads the source topic settings when a target topic is created; loads while the clusters answer.
     preloadProtocolAdmin();
     try {
       // A refused connection or an unknown host is known at once; librdkafka would take ~10 s to say so.
@@ -249,14 +248,10 @@ export class Replicator {
     const wanted = await this.#wantedTopics();
     const infos = await this.#sourceAdmin!.describeTopics(wanted);
     const added: Array<{ topic: string; partition: number; offset: number }> = [];
-    const growing = infos.filter((i) => i.partitions > (this.#topics.get(i.name) ?? 0)).map((i) => i.name);
-    const ids = growing.length > 0 ? await describeTopicIdentities(this.#source.conn, growing) : undefined;
-    for (const { name, partitions } of infos) {
+    for (const { name, partitions, topicId } of infos) {
       const known = this.#topics.get(name) ?? 0;
       if (partitions <= known) continue;
-      const topicId = ids?.topics.get(name)?.topicId;
-      if (ids === undefined || topicId === undefined) continue; // deleted meanwhile: the next refresh sees it again
-      await this.#checkStoredPositions(name, known, partitions, ids.clusterId, topicId);
+      await this.#checkStoredPositions(name, known, partitions, topicId);
       const targetTopic = targetTopicName(name, o.naming, o.sourceAlias);
       if (o.createTopics) await this.#prepareTargetTopic(name, targetTopic, partitions);
       await this.#awaitProducerMetadata(targetTopic, partitions);
@@ -279,7 +274,6 @@ export class Replicator {
           end: undefined,
           map: new OffsetMap(offset),
           checkpointed: new Map(),
-          sourceClusterId: ids.clusterId,
           sourceTopicId: topicId,
         };
         this.#parts.set(key(name, p), st);
@@ -292,15 +286,17 @@ export class Replicator {
   }
 
   /**
-   * The stored offsets of a topic's partitions must count in the source log being read: same
-   * cluster id, same topic id. Offsets of another log (the alias pointed at another cluster, the
-   * topic recreated) would skip or repeat records silently, so kafmirror refuses them
-   * (POSITIONS_MISMATCH, exit 9). Offsets stored before ids were (no ids) are adopted, and stamped
-   * with the next write, unless one lies past the end of its partition, which proves them foreign.
+   * The stored offsets of a topic's partitions must count in the source log being read: the same
+   * topic id (unique per cluster and per creation, so it also tells clusters apart; the cluster
+   * id would need a second client loaded at every start, seconds on a busy machine). Offsets of
+   * another log (the alias pointed at another cluster, the topic recreated) would skip or repeat
+   * records silently, so kafmirror refuses them (POSITIONS_MISMATCH, exit 9). Offsets stored
+   * before ids were (no id) are adopted, and stamped with the next write, unless one lies past the
+   * end of its partition, which proves them foreign.
    */
-  async #checkStoredPositions(topic: string, from: number, to: number, clusterId: string, topicId: string): Promise<void> {
+  async #checkStoredPositions(topic: string, from: number, to: number, topicId: string): Promise<void> {
     const o = this.options;
-    const here = `source cluster "${this.#source.alias}" (${describeKafka(this.#source.conn)}) is cluster ${clusterId} with topic id ${topicId}`;
+    const here = `on source cluster "${this.#source.alias}" (${describeKafka(this.#source.conn)}) the topic has id ${topicId}`;
     const refuse = (why: string) =>
       new KafmirrorError(
         'POSITIONS_MISMATCH',
@@ -310,16 +306,16 @@ export class Replicator {
     for (let p = from; p < to; p++) {
       const s = this.#stored.get(offsetKey(topic, p));
       if (!s) continue;
-      if (s.sourceClusterId === undefined && s.sourceTopicId === undefined) legacy.push([p, s.next]);
-      else if (s.sourceClusterId !== clusterId || s.sourceTopicId !== topicId) throw refuse(`belong to cluster ${s.sourceClusterId ?? '(none)'}, topic id ${s.sourceTopicId ?? '(none)'}`);
+      if (s.sourceTopicId === undefined) legacy.push([p, s.next]);
+      else if (s.sourceTopicId !== topicId) throw refuse(`belong to topic id ${s.sourceTopicId} (another cluster, or the topic before it was recreated)`);
     }
     if (legacy.length === 0) return;
     const ends = await this.#sourceAdmin!.startOffsets(topic, legacy.map(([p]) => p), 'latest');
     for (const [p, next] of legacy) {
       const end = ends.get(p);
-      if (end !== undefined && next > end) throw refuse(`carry no cluster or topic id and partition ${p} is stored at ${next}, past its end (${end})`);
+      if (end !== undefined && next > end) throw refuse(`carry no topic id and partition ${p} is stored at ${next}, past its end (${end})`);
     }
-    o.log('warn', 'offsets stored without cluster and topic ids (by an earlier version) adopted for this source; the next write stamps them', { topic, partitions: legacy.length, clusterId, topicId });
+    o.log('warn', 'offsets stored without a topic id (by an earlier version) adopted for this source; the next write stamps them', { topic, partitions: legacy.length, topicId });
   }
 
   /**
@@ -461,7 +457,7 @@ export class Replicator {
         fresh = this.#fresh(await consumeBatch(this.#consumer!, o.maxBatchRecords - consumed), touched);
       }
       for (const [st, m] of touched) {
-        const stored: StoredOffset = { topic: st.topic, partition: st.partition, next: m.offset + 1, sourceClusterId: st.sourceClusterId, sourceTopicId: st.sourceTopicId };
+        const stored: StoredOffset = { topic: st.topic, partition: st.partition, next: m.offset + 1, sourceTopicId: st.sourceTopicId };
         const ts = m.timestamp ?? st.lastTs;
         if (ts !== undefined) stored.lastTimestamp = ts;
         await this.#produce(o.offsetsTopic, null, encodeOffset(stored), offsetKey(st.topic, st.partition), undefined, undefined, undefined);

@@ -12,11 +12,11 @@ export interface StoredOffset {
   /** Source timestamp of the last record mirrored (for the time lag after a restart). */
   lastTimestamp?: number;
   /**
-   * Which log `next` counts in: the source's cluster id and the topic's id. An alias can be
-   * pointed at another cluster and a topic recreated under its name; offsets of one log mean
+   * Which log `next` counts in: the source topic's id, a UUID the source cluster gives each
+   * creation of a topic (so it differs between clusters and between incarnations). An alias can
+   * be pointed at another cluster and a topic recreated under its name; offsets of one log mean
    * nothing in another. Absent in records written before ids were stored.
    */
-  sourceClusterId?: string;
   sourceTopicId?: string;
 }
 

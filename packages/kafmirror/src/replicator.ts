@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { DeliveryReport, KafkaConsumer, LibrdKafkaError, Message, Producer } from '@confluentinc/kafka-javascript';
-import { describeKafka, errorMessage, preloadProtocolAdmin, unreachableBrokers } from '@agenttrace/common';
+import { describeKafka, errorMessage, unreachableBrokers } from '@agenttrace/common';
 import { KafmirrorError } from './errors.js';
 import { ClusterAdmin, clientConfig, clusterError, connectClient, consumeBatch, describeCluster, disconnect, incrementalAssign, promisify0, type Cluster } from './kafka-io.js';
 import { LagAlarm, describeUrl, postWebhook, timeLagMs, type LagSnapshot, type PartitionLag } from './lag.js';
@@ -141,8 +141,6 @@ export class Replicator {
     this.#state = 'starting';
     const o = this.options;
     const log = o.log;
-    // Reads the source topic settings when a target topic is created; loads while the clusters answer.
-    preloadProtocolAdmin();
     try {
       // A refused connection or an unknown host is known at once; librdkafka would take ~10 s to say so.
       for (const c of [this.#source, this.#target]) {

@@ -396,11 +396,18 @@ export class DashboardConsumer {
           `${mismatch}. Refusing to use them (they would make this topic's records look like duplicates): start with --reset-positions=earliest or --reset-positions=latest to drop them, or use another --group or --redis-prefix`,
         );
       }
-      await this.#store.claimPositions(o.group, o.topic, owner, 'reset');
+      const reset = await this.#store.claimPositions(o.group, o.topic, owner, 'reset');
       this.#startFrom = o.resetPositions;
       this.#applied.clear();
       this.#committed.clear();
-      this.#log({ level: 'warn', message: `${mismatch}; reset as asked: dropped them, every partition starts from the ${o.resetPositions === 'committed' ? "group's committed" : o.resetPositions} offset` });
+      const where = `the ${o.resetPositions === 'committed' ? "group's committed" : o.resetPositions} offset`;
+      this.#log({
+        level: 'warn',
+        message:
+          reset.kind === 'reset'
+            ? `${mismatch}; reset as asked: dropped them, every partition starts from ${where}`
+            : `${mismatch}; another instance of the group has just reset them for this cluster and topic: using its offsets, partitions without one start from ${where}`,
+      });
     } else if (r.kind === 'fresh') {
       this.#log({ level: 'debug', message: `${where}: none stored yet; stamped with cluster ${owner.clusterId}, topic id ${owner.topicId}` });
     }

@@ -192,17 +192,20 @@ return j
  * is not; {'legacy'} when offsets exist without an owner (written before owners were stored;
  * nothing is written, the caller decides); {'fresh'} when nothing is stored (the owner is stamped).
  * action 'adopt': stamps the owner over legacy offsets ({'adopted'}), unless one appeared meanwhile
- * (then as 'claim'). action 'reset': drops the offsets and stamps the new owner ({'reset'}).
+ * (then as 'claim'). action 'reset': drops the offsets and stamps the new owner ({'reset'}),
+ * unless the owner already is the new one (another instance reset first): then {'matched'}.
  */
 export const CLAIM_POSITIONS = `
 local cluster, topic, action, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local o = redis.call('HMGET', KEYS[2], 'cluster_id', 'topic_id')
 if action == 'reset' then
+  -- Another instance of the group reset them a moment ago: its offsets are already the new log's.
+  if o[1] == cluster and o[2] == topic then return {'matched'} end
   redis.call('DEL', KEYS[1])
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], 'cluster_id', cluster, 'topic_id', topic, 'stamped_at', at)
   return {'reset'}
 end
-local o = redis.call('HMGET', KEYS[2], 'cluster_id', 'topic_id')
 if o[1] or o[2] then
   if o[1] == cluster and o[2] == topic then return {'matched'} end
   return {'mismatch', o[1] or '', o[2] or ''}

@@ -24,7 +24,7 @@ export { OffsetMap } from './offset-map.js';
 export { LagAlarm, timeLagMs, postWebhook, describeUrl } from './lag.js';
 export type { LagSnapshot, PartitionLag, AlarmTransition } from './lag.js';
 export { MirrorMetrics } from './metrics.js';
-export { describeTopicConfigs, MIRRORED_CONFIGS } from './topic-configs.js';
+export { describeTopicConfigs, encodeDescribeConfigs, decodeDescribeConfigs, MIRRORED_CONFIGS } from './topic-configs.js';
 export { offsetKey, checkpointKey, decodeOffset, decodeCheckpoint } from './state-topics.js';
 export type { StoredOffset, Checkpoint } from './state-topics.js';
 export type { Cluster, Role } from './kafka-io.js';

@@ -5,6 +5,8 @@ import {
   LagAlarm,
   OffsetMap,
   cameFrom,
+  decodeDescribeConfigs,
+  encodeDescribeConfigs,
   isMirrorable,
   readProvenance,
   resolveCluster,
@@ -14,6 +16,7 @@ import {
   withProvenance,
   type ReplicatorOptions,
 } from '../src/index.js';
+import { decodeSaslError, encodeSaslHandshake, encodeSaslPlainAuthenticate } from '../src/topic-configs.js';
 
 const base: ReplicatorOptions = {
   source: { brokers: ['127.0.0.1:1'] },
@@ -151,5 +154,53 @@ describe('clusters', () => {
   it('names the flag and the known aliases when an alias is unknown', () => {
     expect(() => resolveCluster('target', 'eu-west-9', undefined, {}, file)).toThrow(/--target "eu-west-9" is neither .* \(known: us-east-1\)/);
     expect(() => resolveCluster('source', undefined, undefined, {}, {})).toThrow(/--source is required/);
+  });
+});
+
+describe('DescribeConfigs codec', () => {
+  it('encodes a v1 request for one topic', () => {
+    const req = encodeDescribeConfigs('agent-events', 7, 'c');
+    expect(req.readInt32BE(0)).toBe(req.length - 4);
+    expect(req.readInt16BE(4)).toBe(32); // api key
+    expect(req.readInt16BE(6)).toBe(1); // version
+    expect(req.readInt32BE(8)).toBe(7);
+    expect(req.includes(Buffer.from('agent-events'))).toBe(true);
+  });
+
+  it('keeps only topic-level values of the mirrored settings', () => {
+    const parts: Buffer[] = [];
+    const i8 = (v: number) => Buffer.from([v]);
+    const i16 = (v: number) => Buffer.from([(v >> 8) & 0xff, v & 0xff]);
+    const i32 = (v: number) => {
+      const b = Buffer.alloc(4);
+      b.writeInt32BE(v);
+      return b;
+    };
+    const str = (s: string) => Buffer.concat([i16(Buffer.byteLength(s)), Buffer.from(s)]);
+    const entry = (name: string, value: string, source: number) => Buffer.concat([str(name), str(value), i8(0), i8(source), i8(0), i32(0)]);
+    parts.push(i32(7), i32(0), i32(1), i16(0), i16(0xffff), i8(2), str('t'), i32(3));
+    parts.push(entry('retention.ms', '1000', 1), entry('cleanup.policy', 'delete', 5), entry('unrelated.setting', 'x', 1));
+    expect(decodeDescribeConfigs(Buffer.concat(parts))).toEqual({ configs: { 'retention.ms': '1000' } });
+  });
+
+  it('frames SASL/PLAIN as SaslHandshake v1 and SaslAuthenticate v0', () => {
+    const hs = encodeSaslHandshake('PLAIN', 1, 'c');
+    expect(hs.readInt32BE(0)).toBe(hs.length - 4);
+    expect([hs.readInt16BE(4), hs.readInt16BE(6), hs.readInt32BE(8)]).toEqual([17, 1, 1]);
+    expect(hs.subarray(-7).toString('latin1')).toBe('\u0000\u0005PLAIN');
+    const auth = encodeSaslPlainAuthenticate('alice', 'pw', 2, 'c');
+    expect([auth.readInt16BE(4), auth.readInt16BE(6), auth.readInt32BE(8)]).toEqual([36, 0, 2]);
+    // header (4 + 2 + 2 + 4 + 2 + 1 = 15 bytes), then the token as bytes: length and "\0alice\0pw".
+    expect(auth.readInt32BE(15)).toBe(9);
+    expect(auth.subarray(19).toString()).toBe('\u0000alice\u0000pw');
+  });
+
+  it('reads the error code and message of SASL responses', () => {
+    const ok = Buffer.from([0, 0, 0, 2, 0, 0, 0, 0, 0, 0]);
+    expect(decodeSaslError(ok, 'authenticate')).toEqual({ code: 0 });
+    const msg = Buffer.from('Authentication failed: Invalid username or password');
+    const failed = Buffer.concat([Buffer.from([0, 0, 0, 2, 0, 58]), Buffer.from([0, msg.length]), msg, Buffer.from([0, 0, 0, 0])]);
+    expect(decodeSaslError(failed, 'authenticate')).toEqual({ code: 58, message: msg.toString() });
+    expect(decodeSaslError(Buffer.from([0, 0, 0, 1, 0, 33, 0, 0, 0, 0]), 'handshake')).toEqual({ code: 33 });
   });
 });

@@ -3,7 +3,7 @@ import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, Producer, TopicPartition } from '@confluentinc/kafka-javascript';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pRetry, { AbortError } from 'p-retry';
-import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, S3Error, TOPIC_METADATA_REFRESH_MS, checkBucket, consumerConfig, createS3Client, describeKafka, describeS3, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
+import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, S3Error, TOPIC_METADATA_REFRESH_MS, checkBucket, consumerConfig, createS3Client, describeKafka, describeS3, describeTopicIdentity, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
 import { isQueueFull, nextDlqValueLength } from './dead-letter.js';
 import { ArchiverError } from './errors.js';
 import { hourDir, objectKey, parseObjectKey, partitionFilePrefix, topicPrefix } from './layout.js';
@@ -12,10 +12,17 @@ import { resolveArchiverOptions, type ArchiverOptions, type ResolvedArchiverOpti
 import type { EncodedFile } from './partition-work.js';
 import { EncodePipeline } from './pipeline.js';
 import type { BadRecord } from './roller.js';
-import { deleteKey, listKeys, putObject } from './s3-store.js';
+import { deleteKey, listKeys, objectMetadata, putObject } from './s3-store.js';
 
 const ERR_ASSIGN = -175;
 const ERR_REVOKE = -174;
+
+/** Object metadata naming the log an archive object was cut from (S3 returns the names lower-cased). */
+export const META_CLUSTER_ID = 'agenttrace-cluster-id';
+export const META_TOPIC_ID = 'agenttrace-topic-id';
+/** A topic recreated under its name is noticed within this long (its objects are stamped with the new id from then on). */
+const IDENTITY_TTL_MS = 30_000;
+
 /** Backoff of start-up retries: first and longest pause, ms. */
 const START_RETRY_MIN_MS = 500;
 const START_RETRY_MAX_MS = 10_000;
@@ -88,6 +95,8 @@ export class Archiver {
   #lagTimer: NodeJS.Timeout | undefined;
   readonly #stats: ArchiverStats = { consumed: 0, files: 0, rows: 0, bytes: 0, rawBytes: 0, dlq: 0, dlqTruncated: 0, dlqGivenUp: 0, uploadRetries: 0, commits: 0, committed: {} };
   readonly #high = new Map<number, number>();
+  /** The log being archived (cluster id, topic id), read again when older than IDENTITY_TTL_MS. */
+  #identity: { clusterId: string; topicId: string; at: number } | undefined;
 
   constructor(options: ArchiverOptions = {}) {
     this.#o = resolveArchiverOptions(options);
@@ -497,15 +506,21 @@ export class Archiver {
       const key = objectKey(o.s3.prefix, { topic: o.topic, hourStart: file.hourStart, partition: p, firstOffset: file.firstOffset, lastOffset: file.lastOffset });
       o.log('debug', 'uploading', { partition: p, key, bytes: body.byteLength, rows: file.rows });
       const started = performance.now();
+      const ident = await this.#retry('reading the cluster and topic id', () => this.#logIdentity());
       const { multipart } = await this.#retry('upload', () =>
         putObject(this.#s3, o.s3.bucket, key, body, {
           multipartThresholdBytes: o.multipartThresholdBytes,
           multipartPartBytes: o.multipartPartBytes,
-          metadata: { 'agenttrace-first-offset': String(file.firstOffset), 'agenttrace-last-offset': String(file.lastOffset) },
+          metadata: {
+            'agenttrace-first-offset': String(file.firstOffset),
+            'agenttrace-last-offset': String(file.lastOffset),
+            [META_CLUSTER_ID]: ident.clusterId,
+            [META_TOPIC_ID]: ident.topicId,
+          },
         }),
       );
       this.metrics.uploadSeconds.observe((performance.now() - started) / 1000);
-      await this.#retry('cleanup', () => this.#removeOverlaps(file, key));
+      await this.#retry('cleanup', () => this.#removeOverlaps(file, key, ident));
       this.metrics.filesWritten.inc({ reason: file.reason });
       this.metrics.rowsWritten.inc(file.rows);
       this.metrics.bytesWritten.inc(body.byteLength);
@@ -528,7 +543,7 @@ export class Archiver {
    * committed after being archived elsewhere. Removing it before committing keeps each event in
    * exactly one object.
    */
-  async #removeOverlaps(file: EncodedFile, key: string): Promise<void> {
+  async #removeOverlaps(file: EncodedFile, key: string, ident: { clusterId: string; topicId: string }): Promise<void> {
     const o = this.#o;
     const dir = topicPrefix(o.s3.prefix, o.topic) + hourDir(file.hourStart!) + partitionFilePrefix(file.partition);
     for (const other of await listKeys(this.#s3, o.s3.bucket, dir, this.#abort.signal)) {
@@ -536,6 +551,17 @@ export class Archiver {
       const n = parseObjectKey(other);
       if (!n || n.partition !== file.partition) continue;
       if (n.lastOffset < file.firstOffset || n.firstOffset > file.lastOffset) continue;
+      // Offsets only compare within one log. An object stamped with another cluster or topic id
+      // (archived before a failover, or from the topic before it was recreated) holds other
+      // records under the same numbers: it stays. Unstamped objects predate the stamps and are
+      // treated as this log's, as before.
+      const meta = await objectMetadata(this.#s3, o.s3.bucket, other, this.#abort.signal);
+      if (meta === undefined) continue;
+      const theirs = { clusterId: meta[META_CLUSTER_ID], topicId: meta[META_TOPIC_ID] };
+      if ((theirs.clusterId !== undefined || theirs.topicId !== undefined) && (theirs.clusterId !== ident.clusterId || theirs.topicId !== ident.topicId)) {
+        o.log('warn', 'kept an object whose offsets overlap but which belongs to another cluster or topic id', { partition: file.partition, key: other, clusterId: theirs.clusterId, topicId: theirs.topicId });
+        continue;
+      }
       await deleteKey(this.#s3, o.s3.bucket, other);
       this.metrics.overlapsRemoved.inc();
       o.log('info', 'removed overlapping object of an earlier run', { partition: file.partition, key: other, replacedBy: key });
@@ -673,6 +699,16 @@ export class Archiver {
   }
 
   /** Retries an S3 or DLQ operation with exponential backoff until it succeeds or close() gives up. */
+  /** Cluster id and topic id of the archived topic, cached for IDENTITY_TTL_MS. */
+  async #logIdentity(): Promise<{ clusterId: string; topicId: string }> {
+    const now = Date.now();
+    if (this.#identity && now - this.#identity.at < IDENTITY_TTL_MS) return this.#identity;
+    const r = await describeTopicIdentity(this.#o.kafka, this.#o.topic);
+    if (r.topicId === undefined) throw new Error(`topic ${this.#o.topic} is not known to ${describeKafka(this.#o.kafka)}`);
+    this.#identity = { clusterId: r.clusterId, topicId: r.topicId, at: now };
+    return this.#identity;
+  }
+
   #retry<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     const o = this.#o;
     return pRetry(

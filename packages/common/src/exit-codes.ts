@@ -25,6 +25,8 @@ export const CLI_EXIT = {
   FAILOVER_REFUSED: 8,
   /** The port of the metrics server is in use. */
   PORT_IN_USE: 9,
+  /** Stored positions (offsets) belong to another cluster or topic id: refused until told what to do. */
+  POSITIONS_MISMATCH: 10,
   /** Stopped by SIGINT without finishing (a second Ctrl-C while closing): 128 + 2. */
   SIGINT: 130,
   /** Stopped by SIGTERM without finishing (a second SIGTERM while closing): 128 + 15. */
@@ -71,6 +73,7 @@ const KINDS: Record<string, number> = {
   GROUP_ACTIVE: CLI_EXIT.FAILOVER_REFUSED,
   NO_CHECKPOINTS: CLI_EXIT.FAILOVER_REFUSED,
   METRICS_PORT_IN_USE: CLI_EXIT.PORT_IN_USE,
+  POSITIONS_MISMATCH: CLI_EXIT.POSITIONS_MISMATCH,
   // Node's listen() error, as the cause of a metrics server that could not start.
   EADDRINUSE: CLI_EXIT.PORT_IN_USE,
 };
@@ -191,6 +194,14 @@ export const CLI_EXIT_TABLE: readonly ExitRow[] = [
       kafmirror: 'the --metrics-port is in use',
       'agenttrace-dashboard': 'the metrics port is in use',
       'agenttrace-archiver': 'the --metrics-port is in use',
+    },
+  },
+  {
+    code: CLI_EXIT.POSITIONS_MISMATCH,
+    kind: 'stored positions belong to another cluster or topic',
+    tools: {
+      kafmirror: "the offsets stored for the source belong to another topic id (the topic was recreated); nothing was copied",
+      'agenttrace-dashboard': "the offsets in Redis belong to another cluster or topic id; start with --reset-positions earliest, latest or committed",
     },
   },
   {

@@ -13,8 +13,11 @@ export {
   TOPIC_METADATA_REFRESH_MS,
   securityProtocolOf,
   describeKafka,
+  uuidString,
 } from './kafka.js';
 export type { KafkaConnectionOptions, SecurityProtocol, SaslMechanism } from './kafka.js';
+export { protocolAdminOptions, preloadProtocolAdmin, describeTopicIdentity, describeTopicIdentities, describeTopicConfigs } from './kafka-protocol-admin.js';
+export type { KafkaTopicIdentity } from './kafka-protocol-admin.js';
 export {
   S3Error,
   createS3Client,

@@ -193,6 +193,13 @@ export async function unreachableBrokers(conn: Pick<KafkaConnectionOptions, 'bro
   return conn.brokers.map((b, i) => `${b} ${problems[i]}`).join('; ');
 }
 
+/** A topic id as librdkafka's admin client returns it, in the canonical UUID form Kafka prints. */
+export function uuidString(u: { mostSignificantBits: bigint; leastSignificantBits: bigint }): string {
+  const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16).padStart(16, '0');
+  const h = hex(u.mostSignificantBits) + hex(u.leastSignificantBits);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 /** A small promise wrapper around librdkafka's admin client. */
 export class KafkaAdmin {
   readonly #conn: KafkaConnectionOptions;

@@ -23,6 +23,12 @@ export interface RedisKeys {
   agents(): string;
   /** HASH partition -> next offset to consume, per consumer group and topic. */
   offsets(group: string, topic: string): string;
+  /**
+   * HASH naming what the offsets of the same group and topic belong to: cluster_id, topic_id
+   * (Kafka's ids) and stamped_at. Offsets are only meaningful on the cluster and the incarnation
+   * of the topic they were read from.
+   */
+  offsetsOwner(group: string, topic: string): string;
   /** SET of "<rule>|<session>" alerts already fired (dedup). */
   alertsFired(): string;
   /** LIST of recent alert JSON texts, newest first. */
@@ -44,6 +50,7 @@ export function redisKeys(prefix: string = DEFAULT_REDIS_PREFIX): RedisKeys {
     byAgent: (a) => `${prefix}agent:${a}:sessions`,
     agents: () => `${prefix}agents`,
     offsets: (g, t) => `${prefix}offsets:${g}:${t}`,
+    offsetsOwner: (g, t) => `${prefix}offsets-owner:${g}:${t}`,
     alertsFired: () => `${prefix}alerts:fired`,
     alertsRecent: () => `${prefix}alerts:recent`,
     updatesChannel: () => `${prefix}updates`,

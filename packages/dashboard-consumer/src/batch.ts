@@ -41,6 +41,8 @@ export interface PlanContext {
   now: number;
   /** Prices for LLM calls recorded with tokens but no cost (none: only the costs events carry). */
   prices?: PriceTable | false;
+  /** Cluster id and topic id the offsets must belong to; the script refuses to write otherwise. */
+  owner?: { clusterId: string; topicId: string };
 }
 
 /** The extra per-session key holding recent error times for the error-burst rule. */
@@ -184,7 +186,7 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
   }
 
   const k = ctx.keys;
-  const keys: string[] = [k.offsets(ctx.group, ctx.topic), k.byActivity(), k.byCost(), k.agents(), k.alertsFired(), k.alertsRecent(), alertsOutboxKey(prefix)];
+  const keys: string[] = [k.offsets(ctx.group, ctx.topic), k.byActivity(), k.byCost(), k.agents(), k.alertsFired(), k.alertsRecent(), alertsOutboxKey(prefix), k.offsetsOwner(ctx.group, ctx.topic)];
   const args: Array<string | Buffer> = [''];
   const hs: unknown[] = [];
   let eventCount = 0;
@@ -246,6 +248,7 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
     upd: k.updatesChannel(),
     recent: ctx.recentAlerts,
     r: rules,
+    own: ctx.owner ? [ctx.owner.clusterId, ctx.owner.topicId] : undefined,
   };
   args[0] = JSON.stringify(header);
   return { keys, args, parts: partList, sessions: [...sessions.keys()], eventCount };

@@ -29,6 +29,7 @@ interface Flags {
   config?: string;
   instanceId?: string;
   from?: 'earliest' | 'latest';
+  resetPositions?: 'earliest' | 'latest' | 'committed';
   ttlDays?: number;
   batchSize?: number;
   costThreshold?: number | false;
@@ -107,6 +108,7 @@ export function buildOptions(flags: Flags, env: NodeJS.ProcessEnv = process.env)
     metricsHost: flags.metricsHost ?? env.AGENTTRACE_METRICS_HOST ?? section.metricsHost,
     instanceId: flags.instanceId ?? env.AGENTTRACE_DASHBOARD_INSTANCE_ID ?? section.instanceId,
     startFrom: flags.from ?? section.startFrom,
+    resetPositions: flags.resetPositions ?? section.resetPositions,
     ttlSeconds: flags.ttlDays !== undefined ? flags.ttlDays * 24 * 3600 : section.ttlSeconds,
     batchSize: flags.batchSize ?? section.batchSize,
     startTimeoutMs: flags.startTimeout !== undefined ? flags.startTimeout * 1000 : section.startTimeoutMs,
@@ -149,6 +151,10 @@ function program(): Command {
     .option('--instance-id <id>', 'static group membership id: a restart takes its partitions back without a rebalance')
     .option('--from <where>', 'start of a partition Redis has no offset for: earliest or latest (default earliest)', (v: string) => {
       if (v !== 'earliest' && v !== 'latest') throw new InvalidArgumentError('must be earliest or latest');
+      return v;
+    })
+    .option('--reset-positions <where>', "when the offsets in Redis belong to another cluster or topic id: drop them and start at earliest, latest or committed (the group's offsets on this cluster, e.g. after kafmirror failover); default: refuse to start, exit 10", (v: string) => {
+      if (v !== 'earliest' && v !== 'latest' && v !== 'committed') throw new InvalidArgumentError('must be earliest, latest or committed');
       return v;
     })
     .option('--ttl-days <days>', 'days a session stays in Redis after its last event (default 30)', count('--ttl-days'))

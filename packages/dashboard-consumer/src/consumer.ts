@@ -1,7 +1,21 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, TopicPartition } from '@confluentinc/kafka-javascript';
 import { parseEvent } from '@agenttrace/contract';
-import { DLQ_HEADER_TRUNCATED_FROM, DLQ_TRUNCATE_BYTES, KafkaAdmin, TOPIC_METADATA_REFRESH_MS, consumerConfig, describeKafka, dlqHeaders, errorMessage, isTooLarge, kafkaError } from '@agenttrace/common';
+import {
+  DLQ_HEADER_TRUNCATED_FROM,
+  DLQ_TRUNCATE_BYTES,
+  KafkaAdmin,
+  TOPIC_METADATA_REFRESH_MS,
+  consumerConfig,
+  describeKafka,
+  describeTopicIdentity,
+  dlqHeaders,
+  preloadProtocolAdmin,
+  errorMessage,
+  isTooLarge,
+  kafkaError,
+  type KafkaTopicIdentity,
+} from '@agenttrace/common';
 import { AlertDispatcher, type Alert } from './alerts.js';
 import { buildPlan, dropApplied, type GoodRecord, type SkippedRecord } from './batch.js';
 import { DashboardError } from './errors.js';
@@ -13,6 +27,8 @@ import { RedisStore, isConnectionError } from './redis-store.js';
 const ERR_ASSIGN = -175;
 const OFFSET_BEGINNING = -2;
 const OFFSET_END = -1;
+/** The group's committed offset (auto.offset.reset where there is none). */
+const OFFSET_STORED = -1000;
 /** A dead-letter copy of a record too large for the DLQ topic keeps this much of its value. */
 
 /** Counters of what the consumer did since start(), for tests and status lines. */
@@ -25,6 +41,13 @@ export interface DashboardStats {
   assigned: number[];
   paused: boolean;
   redisReady: boolean;
+  /** Why consumption stopped for good while running (offsets of another cluster or topic id), if it did. */
+  halted: string | undefined;
+}
+
+interface PositionsOwner {
+  clusterId: string;
+  topicId: string;
 }
 
 interface Inbound {
@@ -72,11 +95,17 @@ export class DashboardConsumer {
   #rebalanceGen = 0;
   #paused = false;
   #lastRedisLog = 0;
+  /** The cluster id and topic id the stored offsets were checked to belong to. */
+  #owner: PositionsOwner | undefined;
+  /** Where partitions without a stored offset start: options.startFrom, or the reset position. */
+  #startFrom: 'earliest' | 'latest' | 'committed';
+  #halted: string | undefined;
   readonly #stats = { applied: 0, duplicates: 0, deadLettered: 0, batches: 0, alertsFired: 0 };
 
   constructor(options: DashboardConsumerOptions = {}) {
     this.options = resolveDashboardOptions(options);
     const o = this.options;
+    this.#startFrom = o.startFrom;
     this.#log = o.onLog ?? (() => undefined);
     this.metrics = new DashboardMetrics(() => this.#lag(), { group: o.group });
     this.#store = new RedisStore(o.redisUrl, o.redisPrefix, o.retryMaxMs, (err) => {
@@ -106,7 +135,7 @@ export class DashboardConsumer {
   }
 
   stats(): DashboardStats {
-    return { ...this.#stats, assigned: [...this.#assigned].sort((a, b) => a - b), paused: this.#paused, redisReady: this.#store.ready };
+    return { ...this.#stats, assigned: [...this.#assigned].sort((a, b) => a - b), paused: this.#paused, redisReady: this.#store.ready, halted: this.#halted };
   }
 
   /** Connects to Redis and Kafka, starts the metrics server and the consume loop. */
@@ -115,6 +144,8 @@ export class DashboardConsumer {
     if (this.#state !== 'new') throw new DashboardError('ALREADY_STARTED', 'start() was already called');
     this.#state = 'starting';
     const o = this.options;
+    // Needed for the positions check below; loads while Redis and Kafka answer.
+    preloadProtocolAdmin();
     try {
       if (o.metricsPort !== false) {
         this.#server = new MetricsServer(this.metrics.registry, () => this.#health());
@@ -128,6 +159,11 @@ export class DashboardConsumer {
       await this.#sender.connect(o.startTimeoutMs);
       this.#checkOpen();
       if (o.ensureTopics) await this.#ensureTopics();
+      this.#checkOpen();
+      const identity = await describeTopicIdentity(o.kafka, o.topic, o.startTimeoutMs);
+      this.#checkOpen();
+      // A topic that does not exist yet is checked when its partitions are first assigned.
+      if (identity.topicId !== undefined) await this.#checkPositions(identity);
       this.#checkOpen();
       await this.#connectConsumer();
       this.#checkOpen();
@@ -197,9 +233,10 @@ export class DashboardConsumer {
 
   #health(): { ok: boolean; [k: string]: unknown } {
     return {
-      ok: this.#state === 'running' && this.#waitingFor === undefined,
+      ok: this.#state === 'running' && this.#halted === undefined && this.#waitingFor === undefined,
       ...(this.#waitingFor ? { waiting: this.#waitingFor } : {}),
       state: this.#state,
+      ...(this.#halted ? { halted: this.#halted } : {}),
       redis: this.#store.ready ? 'up' : 'down',
       paused: this.#paused,
       assigned: [...this.#assigned].sort((a, b) => a - b),
@@ -286,12 +323,32 @@ export class DashboardConsumer {
     }
   }
 
-  /** Assigns partitions at the offsets Redis holds (the truth), retrying while Redis is down. */
+  /**
+   * Assigns partitions at the offsets Redis holds (the truth), retrying while Redis is down. The
+   * topic's identity is read again first: the topic may have been created or recreated since start.
+   */
   async #assign(gen: number, assignment: TopicPartition[]): Promise<void> {
     const o = this.options;
+    if (this.#halted !== undefined) return;
+    for (let attempt = 0; ; attempt++) {
+      if (this.#superseded(gen)) return;
+      try {
+        const identity = await describeTopicIdentity(o.kafka, o.topic, 10_000);
+        if (identity.topicId === undefined) throw new Error(`topic ${o.topic} is not known to the cluster (yet)`);
+        if (this.#owner?.clusterId !== identity.clusterId || this.#owner.topicId !== identity.topicId) await this.#checkPositions(identity);
+        break;
+      } catch (err) {
+        if (err instanceof DashboardError && err.code === 'POSITIONS_MISMATCH') {
+          this.#halt(err.message);
+          return;
+        }
+        this.#log({ level: 'warn', message: `checking whose offsets Redis holds failed, retrying: ${errorMessage(err)}` });
+        await this.#sleep(this.#backoff(attempt), false);
+      }
+    }
     let stored: Map<number, number> | undefined;
     for (let attempt = 0; stored === undefined; attempt++) {
-      if (gen !== this.#rebalanceGen || this.#consumer === undefined || this.#state === 'closing') return;
+      if (this.#superseded(gen)) return;
       try {
         stored = await this.#store.readOffsets(o.group, o.topic);
       } catch (err) {
@@ -299,14 +356,15 @@ export class DashboardConsumer {
         await this.#sleep(this.#backoff(attempt), false);
       }
     }
-    if (gen !== this.#rebalanceGen || this.#consumer === undefined || this.#state === 'closing') return;
+    const consumer = this.#consumer;
+    if (this.#superseded(gen) || consumer === undefined) return;
     const list = assignment.map((tp) => ({
       topic: tp.topic,
       partition: tp.partition,
-      offset: stored.get(tp.partition) ?? (o.startFrom === 'earliest' ? OFFSET_BEGINNING : OFFSET_END),
+      offset: stored.get(tp.partition) ?? (this.#startFrom === 'earliest' ? OFFSET_BEGINNING : this.#startFrom === 'latest' ? OFFSET_END : OFFSET_STORED),
     }));
     try {
-      this.#consumer.assign(list);
+      consumer.assign(list);
     } catch (err) {
       this.#log({ level: 'warn', message: `assigning partitions failed: ${errorMessage(err)}` });
       return;
@@ -318,7 +376,98 @@ export class DashboardConsumer {
       this.#assigned.add(tp.partition);
       if (tp.offset >= 0) this.#applied.set(tp.partition, tp.offset);
     }
-    this.#log({ level: 'info', message: `assigned ${o.topic} partitions ${list.map((l) => `${l.partition}@${l.offset >= 0 ? l.offset : o.startFrom}`).join(', ') || '(none)'}` });
+    this.#log({ level: 'info', message: `assigned ${o.topic} partitions ${list.map((l) => `${l.partition}@${l.offset >= 0 ? l.offset : this.#startFrom}`).join(', ') || '(none)'}` });
+  }
+
+  /** True when a newer rebalance or closing made an assignment in progress moot. */
+  #superseded(gen: number): boolean {
+    return gen !== this.#rebalanceGen || this.#consumer === undefined || this.#state === 'closing' || this.#halted !== undefined;
+  }
+
+  /**
+   * Makes sure the offsets stored for this group and topic belong to the cluster and topic id
+   * being read, and stamps them with both. The rule (docs/dashboard-consumer.md, "Stored
+   * positions"): offsets of another cluster or topic id are never used; without resetPositions
+   * this throws POSITIONS_MISMATCH, with it they are dropped and partitions start there. Offsets
+   * stored without ids (by versions before ids were stored) are adopted once, with a log line,
+   * unless one of them lies past the end of its partition here, which proves they are foreign.
+   */
+  async #checkPositions(identity: KafkaTopicIdentity): Promise<void> {
+    const o = this.options;
+    const owner: PositionsOwner = { clusterId: identity.clusterId, topicId: identity.topicId ?? '' };
+    const where = `the offsets of group ${o.group} for topic ${o.topic} in ${this.#store.description} (prefix ${this.#store.prefix})`;
+    const here = `${describeKafka(o.kafka)} is cluster ${owner.clusterId} with topic id ${owner.topicId}`;
+    let r = await this.#store.claimPositions(o.group, o.topic, owner, 'claim');
+    let mismatch: string | undefined;
+    if (r.kind === 'legacy') {
+      const impossible = await this.#impossibleOffsets(identity);
+      if (impossible) mismatch = `${where} carry no cluster or topic id and cannot be this topic's: ${impossible}; ${here}`;
+      else {
+        r = await this.#store.claimPositions(o.group, o.topic, owner, 'adopt');
+        if (r.kind === 'adopted') {
+          this.#log({ level: 'warn', message: `${where} carry no cluster or topic id (stored by an earlier version): adopted them as cluster ${owner.clusterId}, topic id ${owner.topicId}` });
+        }
+      }
+    }
+    if (r.kind === 'mismatch') {
+      mismatch = `${where} belong to cluster ${r.clusterId || '(none)'}, topic id ${r.topicId || '(none)'}, but ${here}`;
+    }
+    if (mismatch !== undefined) {
+      if (o.resetPositions === undefined) {
+        throw new DashboardError(
+          'POSITIONS_MISMATCH',
+          `${mismatch}. Refusing to use them (they would make this topic's records look like duplicates): start with --reset-positions=earliest or --reset-positions=latest to drop them, or use another --group or --redis-prefix`,
+        );
+      }
+      const reset = await this.#store.claimPositions(o.group, o.topic, owner, 'reset');
+      this.#startFrom = o.resetPositions;
+      this.#applied.clear();
+      this.#committed.clear();
+      const where = `the ${o.resetPositions === 'committed' ? "group's committed" : o.resetPositions} offset`;
+      this.#log({
+        level: 'warn',
+        message:
+          reset.kind === 'reset'
+            ? `${mismatch}; reset as asked: dropped them, every partition starts from ${where}`
+            : `${mismatch}; another instance of the group has just reset them for this cluster and topic: using its offsets, partitions without one start from ${where}`,
+      });
+    } else if (r.kind === 'fresh') {
+      this.#log({ level: 'debug', message: `${where}: none stored yet; stamped with cluster ${owner.clusterId}, topic id ${owner.topicId}` });
+    }
+    this.#owner = owner;
+  }
+
+  /** Why the stored (id-less) offsets cannot belong to this topic, or undefined when they can. */
+  async #impossibleOffsets(identity: KafkaTopicIdentity): Promise<string | undefined> {
+    const o = this.options;
+    const stored = await this.#store.readOffsets(o.group, o.topic);
+    const count = identity.partitions ?? 0;
+    const beyond = [...stored.keys()].filter((p) => p >= count);
+    if (beyond.length > 0) return `partition ${beyond[0]} has an offset but the topic has ${count} partitions`;
+    const admin = new KafkaAdmin(o.kafka);
+    try {
+      const wm = await admin.watermarks(o.topic, [...stored.keys()]);
+      for (const [p, next] of stored) {
+        const high = wm.get(p)?.high;
+        if (high !== undefined && next > high) return `partition ${p} is stored at offset ${next}, past its end (${high})`;
+      }
+    } finally {
+      admin.close();
+    }
+    return undefined;
+  }
+
+  /** Stops consuming for good while running: the stored offsets are another log's. Says so once; /healthz turns not-ok. */
+  #halt(message: string): void {
+    if (this.#halted !== undefined) return;
+    this.#halted = message;
+    this.#assigned.clear();
+    try {
+      this.#consumer?.unassign();
+    } catch {
+      // Not connected any more: nothing to give back.
+    }
+    this.#log({ level: 'error', message: `consumption stopped: ${message}` });
   }
 
   #backoff(attempt: number): number {
@@ -405,7 +554,7 @@ export class DashboardConsumer {
     let good = initialGood;
     let skipped = initialSkipped;
     for (let attempt = 0; good.length + skipped.length > 0; ) {
-      if (this.#state !== 'running') return; // abandoned: nothing was stored, Kafka redelivers it
+      if (this.#state !== 'running' || this.#halted !== undefined) return; // abandoned: nothing was stored, Kafka redelivers it
       const plan = buildPlan(good, skipped, this.#planContext(), this.#store.prefix);
       const t0 = performance.now();
       let result;
@@ -428,6 +577,13 @@ export class DashboardConsumer {
         continue;
       }
       this.metrics.redisWrite.observe((performance.now() - t0) / 1000);
+      if (result.kind === 'foreign') {
+        const o = this.options;
+        this.#halt(
+          `the offsets of group ${o.group} for topic ${o.topic} in Redis were taken over by cluster ${result.clusterId || '(none)'}, topic id ${result.topicId || '(none)'} while this instance reads cluster ${this.#owner?.clusterId ?? '?'}, topic id ${this.#owner?.topicId ?? '?'}; nothing of this batch was written`,
+        );
+        return;
+      }
       if (result.kind === 'stale') {
         const before = good.length;
         good = dropApplied(good, result.stored);
@@ -444,7 +600,7 @@ export class DashboardConsumer {
 
   #planContext() {
     const o = this.options;
-    return { keys: this.#store.keys, topic: o.topic, group: o.group, ttlSeconds: o.ttlSeconds, rules: o.alerts, recentAlerts: o.recentAlerts, now: Date.now(), prices: o.prices };
+    return { keys: this.#store.keys, topic: o.topic, group: o.group, ttlSeconds: o.ttlSeconds, rules: o.alerts, recentAlerts: o.recentAlerts, now: Date.now(), prices: o.prices, owner: this.#owner };
   }
 
   #applyDone(parts: Array<[number, number, number]>, good: GoodRecord[], alerts: string[], ts: Map<string, number>): void {
@@ -514,6 +670,10 @@ export class DashboardConsumer {
         try {
           const r = await this.#store.apply(plan);
           if (r.kind === 'ok') this.#applyDone(plan.parts, g, r.alerts, ts);
+          if (r.kind === 'foreign') {
+            this.#halt(`the offsets of group ${this.options.group} for topic ${this.options.topic} in Redis now belong to cluster ${r.clusterId}, topic id ${r.topicId}`);
+            return;
+          }
           break;
         } catch (err) {
           if (isConnectionError(err)) {
@@ -541,6 +701,7 @@ export class DashboardConsumer {
       try {
         const r = await this.#store.apply(plan);
         if (r.kind === 'ok') this.#applyDone(plan.parts, [], [], new Map());
+        if (r.kind === 'foreign') this.#halt(`the offsets of group ${o.group} for topic ${o.topic} in Redis now belong to cluster ${r.clusterId}, topic id ${r.topicId}`);
         return;
       } catch (e) {
         if (!isConnectionError(e)) {

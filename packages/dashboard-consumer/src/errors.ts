@@ -12,7 +12,8 @@ export type DashboardErrorCode =
   | 'CLOSED' // start() after close()
   | 'METRICS_PORT_IN_USE' // the metrics HTTP server could not listen
   | 'DLQ_FAILED' // a dead-letter record could not be produced (retried until close)
-  | 'REDIS_SCRIPT_FAILED'; // Redis rejected the apply script (not a connection problem)
+  | 'REDIS_SCRIPT_FAILED' // Redis rejected the apply script (not a connection problem)
+  | 'POSITIONS_MISMATCH'; // the offsets in Redis belong to another cluster or topic id (see resetPositions)
 
 export class DashboardError extends AgentTraceError {
   override readonly code: DashboardErrorCode;

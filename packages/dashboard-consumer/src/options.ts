@@ -60,6 +60,14 @@ export interface DashboardConsumerOptions {
   ttlSeconds?: number;
   /** Where to start on a partition Redis has no offset for (default `earliest`). */
   startFrom?: 'earliest' | 'latest';
+  /**
+   * What to do when the offsets stored in Redis belong to another Kafka cluster or another
+   * incarnation of the topic (their cluster id or topic id differs from what the brokers report):
+   * by default start() refuses with POSITIONS_MISMATCH; `earliest` or `latest` drops those offsets
+   * and starts every partition there instead; `committed` drops them and starts at the group's
+   * committed offsets on this cluster (what `kafmirror failover` sets), earliest where there are none.
+   */
+  resetPositions?: 'earliest' | 'latest' | 'committed';
   /** Most records applied to Redis in one atomic step (default 2000). */
   batchSize?: number;
   /** Records larger than this go to the dead-letter topic (default 1 MiB). */
@@ -116,6 +124,7 @@ export interface ResolvedDashboardOptions {
   alerts: ResolvedAlertRules | false;
   ttlSeconds: number;
   startFrom: 'earliest' | 'latest';
+  resetPositions: 'earliest' | 'latest' | 'committed' | undefined;
   batchSize: number;
   maxRecordBytes: number;
   metricsPort: number | false;
@@ -231,6 +240,9 @@ export function resolveDashboardOptions(options: DashboardConsumerOptions = {}, 
   if (o.startFrom !== undefined && o.startFrom !== 'earliest' && o.startFrom !== 'latest') {
     throw new OptionsError('options.startFrom', `must be "earliest" or "latest", got ${JSON.stringify(o.startFrom)}`);
   }
+  if (o.resetPositions !== undefined && o.resetPositions !== 'earliest' && o.resetPositions !== 'latest' && o.resetPositions !== 'committed') {
+    throw new OptionsError('options.resetPositions', `must be "earliest", "latest" or "committed", got ${JSON.stringify(o.resetPositions)}`);
+  }
   if (o.metricsPort !== undefined && o.metricsPort !== false) int('metricsPort', o.metricsPort, 0, 65535);
   if (o.onLog !== undefined && typeof o.onLog !== 'function') throw new OptionsError('options.onLog', 'must be a function');
   if (o.consumer !== undefined && (typeof o.consumer !== 'object' || o.consumer === null)) throw new OptionsError('options.consumer', 'must be an object of librdkafka properties');
@@ -252,6 +264,7 @@ export function resolveDashboardOptions(options: DashboardConsumerOptions = {}, 
     alerts: resolveAlerts(o.alerts),
     ttlSeconds: o.ttlSeconds === undefined ? d.ttlSeconds : int('ttlSeconds', o.ttlSeconds, 1),
     startFrom: o.startFrom ?? d.startFrom,
+    resetPositions: o.resetPositions,
     batchSize: o.batchSize === undefined ? d.batchSize : int('batchSize', o.batchSize, 1, 50_000),
     maxRecordBytes: o.maxRecordBytes === undefined ? d.maxRecordBytes : int('maxRecordBytes', o.maxRecordBytes, 1024),
     metricsPort: o.metricsPort === undefined ? d.metricsPort : o.metricsPort,

@@ -3,16 +3,23 @@ import { describeRedisUrl, errorMessage, redisKeys, type RedisKeys } from '@agen
 import type { ApplyPlan } from './batch.js';
 import { alertsOutboxKey } from './batch.js';
 import { DashboardError } from './errors.js';
-import { APPLY_BATCH, FIRE_IDLE } from './scripts.js';
+import { APPLY_BATCH, CLAIM_POSITIONS, FIRE_IDLE } from './scripts.js';
 
 export type ApplyResult =
+  | { kind: 'foreign'; clusterId: string; topicId: string }
   | { kind: 'stale'; stored: Map<number, number> }
   | { kind: 'ok'; alerts: string[]; counts: Map<string, number> };
 
 type ScriptRedis = Redis & {
   agenttraceApply(numKeys: number, ...args: Array<string | Buffer | number>): Promise<unknown>;
   agenttraceFireIdle(numKeys: number, ...args: Array<string | number>): Promise<string | null>;
+  agenttraceClaim(numKeys: number, ...args: string[]): Promise<string[]>;
 };
+
+/** What claiming the stored offsets for a cluster and topic id found (see CLAIM_POSITIONS). */
+export type ClaimResult =
+  | { kind: 'matched' | 'fresh' | 'legacy' | 'adopted' | 'reset' }
+  | { kind: 'mismatch'; clusterId: string; topicId: string };
 
 /** True for errors that mean "Redis is not reachable right now" rather than "the request is wrong". */
 export function isConnectionError(err: unknown): boolean {
@@ -45,6 +52,7 @@ export class RedisStore {
     this.#redis.on('error', (err: Error) => onError(err));
     this.#redis.defineCommand('agenttraceApply', { lua: APPLY_BATCH });
     this.#redis.defineCommand('agenttraceFireIdle', { lua: FIRE_IDLE });
+    this.#redis.defineCommand('agenttraceClaim', { lua: CLAIM_POSITIONS });
   }
 
   get description(): string {
@@ -88,8 +96,21 @@ export class RedisStore {
     return out;
   }
 
+  /** Claims the offsets of group and topic for a cluster and topic id; see CLAIM_POSITIONS. */
+  async claimPositions(group: string, topic: string, owner: { clusterId: string; topicId: string }, action: 'claim' | 'adopt' | 'reset'): Promise<ClaimResult> {
+    const reply = await this.#redis.agenttraceClaim(2, this.keys.offsets(group, topic), this.keys.offsetsOwner(group, topic), owner.clusterId, owner.topicId, action, new Date().toISOString());
+    const kind = reply[0];
+    if (kind === 'mismatch') return { kind, clusterId: String(reply[1] ?? ''), topicId: String(reply[2] ?? '') };
+    if (kind === 'matched' || kind === 'fresh' || kind === 'legacy' || kind === 'adopted' || kind === 'reset') return { kind };
+    throw new DashboardError('REDIS_SCRIPT_FAILED', `unexpected reply from the claim script: ${String(kind)}`);
+  }
+
   async apply(plan: ApplyPlan): Promise<ApplyResult> {
     const reply = (await this.#redis.agenttraceApply(plan.keys.length, ...plan.keys, ...plan.args)) as [string, unknown[], unknown[]?];
+    if (reply[0] === 'foreign') {
+      const r = reply as unknown as [string, string, string];
+      return { kind: 'foreign', clusterId: String(r[1]), topicId: String(r[2]) };
+    }
     if (reply[0] === 'stale') {
       const list = reply[1] as string[];
       const stored = new Map<number, number>();

@@ -6,16 +6,27 @@
 
 /**
  * Applies one batch. KEYS: 1 offsets, 2 by-activity, 3 by-cost, 4 agents, 5 alerts-fired,
- * 6 alerts-recent, 7 alerts-outbox, then per session events, meta, tools, kafka index,
- * recent-errors and the by-agent indexes it references. ARGV[1] is the JSON header built by
- * buildPlan; ARGV[2..] are the event texts, session by session.
+ * 6 alerts-recent, 7 alerts-outbox, 8 offsets owner, then per session events, meta, tools,
+ * kafka index, recent-errors and the by-agent indexes it references. ARGV[1] is the JSON header
+ * built by buildPlan; ARGV[2..] are the event texts, session by session.
  *
- * Returns {'stale', {partition, stored_next, ...}} without writing anything when Redis already
- * holds an offset past the start of the batch (the caller drops those records and retries), or
- * {'ok', {alert_json, ...}, {session, count, ...}}.
+ * Returns {'foreign', cluster_id, topic_id} without writing anything when the stored offsets
+ * belong to another cluster or topic than the header's owner (h.own): comparing offsets of two
+ * different logs would call new records duplicates. Returns {'stale', {partition, stored_next,
+ * ...}} without writing anything when Redis already holds an offset past the start of the batch
+ * (the caller drops those records and retries), or {'ok', {alert_json, ...}, {session, count, ...}}.
  */
 export const APPLY_BATCH = `
 local h = cjson.decode(ARGV[1])
+if h.own then
+  local o = redis.call('HMGET', KEYS[8], 'cluster_id', 'topic_id')
+  if not o[1] and not o[2] then
+    -- The owner record was removed from outside while running: the offsets written from now on are ours.
+    redis.call('HSET', KEYS[8], 'cluster_id', h.own[1], 'topic_id', h.own[2], 'stamped_at', h.at)
+  elseif o[1] ~= h.own[1] or o[2] ~= h.own[2] then
+    return {'foreign', o[1] or '', o[2] or ''}
+  end
+end
 local stale = {}
 for _, p in ipairs(h.parts) do
   local stored = redis.call('HGET', KEYS[1], p[1])
@@ -172,4 +183,35 @@ redis.call('HSET', KEYS[6], id, j)
 redis.call('LPUSH', KEYS[5], j)
 redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[6]) - 1)
 return j
+`;
+
+/**
+ * Claims the stored offsets of a group and topic for one cluster and topic id.
+ * KEYS: 1 offsets, 2 offsets owner. ARGV: cluster id, topic id, action, ISO time.
+ * action 'claim': {'matched'} when the owner is the same; {'mismatch', cluster, topic} when it
+ * is not; {'legacy'} when offsets exist without an owner (written before owners were stored;
+ * nothing is written, the caller decides); {'fresh'} when nothing is stored (the owner is stamped).
+ * action 'adopt': stamps the owner over legacy offsets ({'adopted'}), unless one appeared meanwhile
+ * (then as 'claim'). action 'reset': drops the offsets and stamps the new owner ({'reset'}),
+ * unless the owner already is the new one (another instance reset first): then {'matched'}.
+ */
+export const CLAIM_POSITIONS = `
+local cluster, topic, action, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local o = redis.call('HMGET', KEYS[2], 'cluster_id', 'topic_id')
+if action == 'reset' then
+  -- Another instance of the group reset them a moment ago: its offsets are already the new log's.
+  if o[1] == cluster and o[2] == topic then return {'matched'} end
+  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'cluster_id', cluster, 'topic_id', topic, 'stamped_at', at)
+  return {'reset'}
+end
+if o[1] or o[2] then
+  if o[1] == cluster and o[2] == topic then return {'matched'} end
+  return {'mismatch', o[1] or '', o[2] or ''}
+end
+if redis.call('EXISTS', KEYS[1]) == 1 and action ~= 'adopt' then return {'legacy'} end
+redis.call('HSET', KEYS[2], 'cluster_id', cluster, 'topic_id', topic, 'stamped_at', at)
+if action == 'adopt' then return {'adopted'} end
+return {'fresh'}
 `;

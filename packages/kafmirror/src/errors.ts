@@ -13,6 +13,7 @@ export type KafmirrorErrorCode =
   | 'GROUP_ACTIVE' // failover: the group still has members on the target
   | 'NO_CHECKPOINTS' // failover: nothing recorded for the group
   | 'COMMIT_FAILED' // failover: the target refused the offset commit
+  | 'POSITIONS_MISMATCH' // the stored offsets belong to another source cluster or topic id
   | 'STATE'; // start() twice, or on a closed replicator
 
 /**
@@ -31,6 +32,7 @@ export const EXIT_CODES = {
   fenced: CLI_EXIT.FENCED,
   failoverRefused: CLI_EXIT.FAILOVER_REFUSED,
   portInUse: CLI_EXIT.PORT_IN_USE,
+  positionsMismatch: CLI_EXIT.POSITIONS_MISMATCH,
 } as const;
 
 export class KafmirrorError extends AgentTraceError {

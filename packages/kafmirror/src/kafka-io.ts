@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
-import type { IAdminClient, KafkaConsumer, LibrdKafkaError, Message, NewTopic, Producer, TopicPartitionOffset } from '@confluentinc/kafka-javascript';
-import { describeKafka, kafkaError, rdkafkaConfig, type KafkaConnectionOptions } from '@agenttrace/common';
+import type { IAdminClient, KafkaConsumer, LibrdKafkaError, Message, NewTopic, Producer, TopicDescription, TopicPartitionOffset } from '@confluentinc/kafka-javascript';
+import { describeKafka, kafkaError, rdkafkaConfig, uuidString, type KafkaConnectionOptions } from '@agenttrace/common';
 import { KafmirrorError } from './errors.js';
 
 export type Role = 'source' | 'target';
@@ -52,6 +52,8 @@ export function clientConfig(c: Cluster, suffix: string): Record<string, string 
 export interface TopicInfo {
   name: string;
   partitions: number;
+  /** Kafka's topic id (UUID), new each time a topic is created. */
+  topicId: string;
 }
 
 /** A promise wrapper around librdkafka's admin client that knows which cluster it talks to. */
@@ -87,10 +89,8 @@ export class ClusterAdmin {
     // One topic per request: a missing topic fails the whole request otherwise.
     for (const t of topics) {
       try {
-        const [d] = await this.#call<Array<{ name: string; partitions: unknown[]; error?: unknown }>>(`describing topic ${t}`, (cb) =>
-          this.#client.describeTopics([t], { timeout: timeoutMs }, cb),
-        );
-        if (d && !d.error) out.push({ name: t, partitions: d.partitions.length });
+        const [d] = await this.#call<TopicDescription[]>(`describing topic ${t}`, (cb) => this.#client.describeTopics([t], { timeout: timeoutMs }, cb));
+        if (d && !d.error) out.push({ name: t, partitions: d.partitions.length, topicId: uuidString(d.topicId) });
       } catch (err) {
         if (/unknown topic|UNKNOWN_TOPIC|does not host this topic/i.test(String((err as Error).message))) continue;
         throw err;

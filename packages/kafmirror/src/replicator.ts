@@ -39,6 +39,8 @@ interface PartState {
   map: OffsetMap;
   /** Last checkpoint written per group, to write only changes. */
   checkpointed: Map<string, number>;
+  /** The source log `next` counts in (its topic id), stored with every offset. */
+  sourceTopicId: string;
   /** The last translation read from the target copy (see #lookUpOnTarget), reused while the group stays put. */
   looked?: { committed: number; targetOffset: number };
 }
@@ -244,9 +246,10 @@ export class Replicator {
     const wanted = await this.#wantedTopics();
     const infos = await this.#sourceAdmin!.describeTopics(wanted);
     const added: Array<{ topic: string; partition: number; offset: number }> = [];
-    for (const { name, partitions } of infos) {
+    for (const { name, partitions, topicId } of infos) {
       const known = this.#topics.get(name) ?? 0;
       if (partitions <= known) continue;
+      await this.#checkStoredPositions(name, known, partitions, topicId);
       const targetTopic = targetTopicName(name, o.naming, o.sourceAlias);
       if (o.createTopics) await this.#prepareTargetTopic(name, targetTopic, partitions);
       await this.#awaitProducerMetadata(targetTopic, partitions);
@@ -269,6 +272,7 @@ export class Replicator {
           end: undefined,
           map: new OffsetMap(offset),
           checkpointed: new Map(),
+          sourceTopicId: topicId,
         };
         this.#parts.set(key(name, p), st);
         added.push({ topic: name, partition: p, offset });
@@ -277,6 +281,39 @@ export class Replicator {
       this.#topics.set(name, partitions);
     }
     if (added.length > 0) incrementalAssign(this.#consumer!, added);
+  }
+
+  /**
+   * The stored offsets of a topic's partitions must count in the source log being read: the same
+   * topic id (unique per cluster and per creation, so it also tells clusters apart; the cluster
+   * id would need a second client loaded at every start, seconds on a busy machine). Offsets of
+   * another log (the alias pointed at another cluster, the topic recreated) would skip or repeat
+   * records silently, so kafmirror refuses them (POSITIONS_MISMATCH, exit 9). Offsets stored
+   * before ids were (no id) are adopted, and stamped with the next write, unless one lies past the
+   * end of its partition, which proves them foreign.
+   */
+  async #checkStoredPositions(topic: string, from: number, to: number, topicId: string): Promise<void> {
+    const o = this.options;
+    const here = `on source cluster "${this.#source.alias}" (${describeKafka(this.#source.conn)}) the topic has id ${topicId}`;
+    const refuse = (why: string) =>
+      new KafmirrorError(
+        'POSITIONS_MISMATCH',
+        `the offsets stored for topic "${topic}" in ${o.offsetsTopic} on ${describeCluster(this.#target)} ${why}, but ${here}: refusing to mirror from them. To mirror this source from its start, use a new --source-alias (it gets its own offsets topic), or delete ${o.offsetsTopic} on the target`,
+      );
+    const legacy: Array<[number, number]> = [];
+    for (let p = from; p < to; p++) {
+      const s = this.#stored.get(offsetKey(topic, p));
+      if (!s) continue;
+      if (s.sourceTopicId === undefined) legacy.push([p, s.next]);
+      else if (s.sourceTopicId !== topicId) throw refuse(`belong to topic id ${s.sourceTopicId} (another cluster, or the topic before it was recreated)`);
+    }
+    if (legacy.length === 0) return;
+    const ends = await this.#sourceAdmin!.startOffsets(topic, legacy.map(([p]) => p), 'latest');
+    for (const [p, next] of legacy) {
+      const end = ends.get(p);
+      if (end !== undefined && next > end) throw refuse(`carry no topic id and partition ${p} is stored at ${next}, past its end (${end})`);
+    }
+    o.log('warn', 'offsets stored without a topic id (by an earlier version) adopted for this source; the next write stamps them', { topic, partitions: legacy.length, topicId });
   }
 
   /**
@@ -305,9 +342,7 @@ export class Replicator {
     if (!existing) {
       let config: Record<string, string> = {};
       try {
-        const r = await describeTopicConfigs(this.#source.conn, sourceTopic);
-        if ('unsupported' in r) o.log('warn', r.unsupported, { topic: sourceTopic });
-        else config = r.configs;
+        config = (await describeTopicConfigs(this.#source.conn, sourceTopic)).configs;
       } catch (err) {
         o.log('warn', 'could not read the source topic settings; creating the copy with the target defaults', { topic: sourceTopic, error: errorMessage(err) });
       }
@@ -420,7 +455,7 @@ export class Replicator {
         fresh = this.#fresh(await consumeBatch(this.#consumer!, o.maxBatchRecords - consumed), touched);
       }
       for (const [st, m] of touched) {
-        const stored: StoredOffset = { topic: st.topic, partition: st.partition, next: m.offset + 1 };
+        const stored: StoredOffset = { topic: st.topic, partition: st.partition, next: m.offset + 1, sourceTopicId: st.sourceTopicId };
         const ts = m.timestamp ?? st.lastTs;
         if (ts !== undefined) stored.lastTimestamp = ts;
         await this.#produce(o.offsetsTopic, null, encodeOffset(stored), offsetKey(st.topic, st.partition), undefined, undefined, undefined);

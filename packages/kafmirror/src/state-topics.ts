@@ -11,6 +11,13 @@ export interface StoredOffset {
   next: number;
   /** Source timestamp of the last record mirrored (for the time lag after a restart). */
   lastTimestamp?: number;
+  /**
+   * Which log `next` counts in: the source topic's id, a UUID the source cluster gives each
+   * creation of a topic (so it differs between clusters and between incarnations). An alias can
+   * be pointed at another cluster and a topic recreated under its name; offsets of one log mean
+   * nothing in another. Absent in records written before ids were stored.
+   */
+  sourceTopicId?: string;
 }
 
 /** A translated consumer-group offset, as stored in the checkpoints topic on the target. */

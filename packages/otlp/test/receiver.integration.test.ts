@@ -71,7 +71,7 @@ describe('OTLP receiver on the real stack', () => {
   const keys = redisKeys(prefix);
   const conn = ['--topic', topic, '--redis-prefix', prefix, '--brokers', stack.brokers.join(','), '--redis-url', stack.redisUrl];
 
-  const post = (body: Uint8Array | string, headers: Record<string, string>) => fetch(url, { method: 'POST', body, headers });
+  const post = (body: Uint8Array | string, headers: Record<string, string>) => fetch(url, { method: 'POST', body: typeof body === 'string' ? body : new Blob([new Uint8Array(body)]), headers });
   const timeline = async (sid: string) => (await redis.lrange(keys.events(sid), 0, -1)).map((v) => JSON.parse(v) as AgentEvent);
 
   beforeAll(async () => {
@@ -249,13 +249,13 @@ describe('OTLP receiver on the real stack', () => {
     const opts = { port: 0, dedupeRedis: { url: stack.redisUrl, prefix }, publisher: { kafka: { brokers: stack.brokers }, topic, ensureTopic: false } };
     const headers = { 'Content-Type': 'application/x-protobuf' };
     const a = new OtlpReceiver(opts);
-    const first = await fetch((await a.listen()).url, { method: 'POST', body, headers });
+    const first = await fetch((await a.listen()).url, { method: 'POST', body: new Blob([new Uint8Array(body)]), headers });
     expect(first.status).toBe(200);
     expect(a.stats().eventsAccepted).toBe(4);
     await a.close();
     const b = new OtlpReceiver(opts);
     try {
-      const again = await fetch((await b.listen()).url, { method: 'POST', body, headers });
+      const again = await fetch((await b.listen()).url, { method: 'POST', body: new Blob([new Uint8Array(body)]), headers });
       expect(again.status).toBe(200);
       expect(b.stats()).toMatchObject({ eventsAccepted: 0, duplicates: 4 });
     } finally {

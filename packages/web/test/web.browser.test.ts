@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
 /**
  * The web view end to end: sessions traced through the real tracer into Kafka, materialized in
@@ -14,6 +13,26 @@ import { makeCorpus } from '../../../reliability/corpus.js';
 import { makeEvent, produceRaw, stack } from '../../../test-support/stack.js';
 import { launchBrowser, type Browser } from './browser.js';
 import { incidentSession, invoiceSession, Pipeline } from './fixtures.js';
+
+/**
+ * Callbacks given to page.evaluate run in the browser. The few page globals they use are declared
+ * here, so the DOM library does not leak into every other package's test type-check.
+ */
+interface PageElement {
+  readonly textContent: string | null;
+  readonly attributes: Iterable<{ readonly name: string }>;
+  getAttribute(name: string): string | null;
+}
+interface PageElements extends Iterable<PageElement> {
+  readonly length: number;
+}
+declare const window: unknown;
+declare const document: {
+  addEventListener(type: 'securitypolicyviolation', listener: (e: { violatedDirective: string; blockedURI: string }) => void): void;
+  querySelectorAll(selector: string): PageElements;
+  readonly scripts: { readonly length: number };
+};
+
 
 const RETRIES = 40;
 const INCIDENT = 'sess_web_incident';

@@ -93,6 +93,10 @@ export class Archiver {
   readonly #changedAt = new Map<number, number>();
   /** Last offset handed to the encode pipeline per partition since its last change. */
   readonly #lastHanded = new Map<number, number>();
+  /** True while a consume() call is collecting in the binding's thread. */
+  #consuming = false;
+  /** Assignments and seeks held back until the consume() call in flight has returned. */
+  #betweenCalls: Array<() => void> = [];
   /** Aborts one partition's S3 requests (its revoke drain timed out). */
   readonly #partitionAbort = new Map<number, AbortController>();
   #pendingBytes = 0;
@@ -325,21 +329,24 @@ export class Archiver {
   /** `consumer` is passed in: during disconnect #consumer is already cleared but the revoke must still be answered. */
   #onRebalance(consumer: KafkaConsumer, err: LibrdKafkaError, assignment: TopicPartition[]): void {
     if (err.code === ERR_ASSIGN) {
-      for (const tp of assignment) {
-        // Records of a consume() call that started before this point were fetched under an earlier
-        // assignment; librdkafka fetches the partition again from the committed offset.
-        this.#mark(tp.partition);
-        this.#assigned.add(tp.partition);
-        const ctrl = this.#partitionAbort.get(tp.partition);
-        if (!ctrl || ctrl.signal.aborted) this.#partitionAbort.set(tp.partition, new AbortController());
-      }
-      this.#o.log('info', 'partitions assigned', { partitions: assignment.map((tp) => tp.partition) });
-      try {
-        consumer.assign(assignment);
-        if (this.#paused) consumer.pause(assignment);
-      } catch (e) {
-        this.#o.log('warn', 'assign failed', { error: errorMessage(e) });
-      }
+      // A consume() call in flight may hold records fetched before the revoke and, once assign() is
+      // called, records fetched after it, with nothing telling them apart. So the assignment takes
+      // effect only between two calls: every call then reads either the old or the new assignment.
+      this.#betweenConsumeCalls(() => {
+        for (const tp of assignment) {
+          this.#mark(tp.partition);
+          this.#assigned.add(tp.partition);
+          const ctrl = this.#partitionAbort.get(tp.partition);
+          if (!ctrl || ctrl.signal.aborted) this.#partitionAbort.set(tp.partition, new AbortController());
+        }
+        this.#o.log('info', 'partitions assigned', { partitions: assignment.map((tp) => tp.partition) });
+        try {
+          consumer.assign(assignment);
+          if (this.#paused) consumer.pause(assignment);
+        } catch (e) {
+          this.#o.log('warn', 'assign failed', { error: errorMessage(e) });
+        }
+      });
       return;
     }
     if (err.code !== ERR_REVOKE) return;
@@ -381,6 +388,12 @@ export class Archiver {
     }
   }
 
+  /** Runs `action` now when no consume() call is in flight, else right after the current one returns. */
+  #betweenConsumeCalls(action: () => void): void {
+    if (this.#consuming) this.#betweenCalls.push(action);
+    else action();
+  }
+
   /** Records that a partition's ownership or position changed: in-flight consume results for it are stale. */
   #mark(partition: number): void {
     this.#changedAt.set(partition, ++this.#seq);
@@ -412,7 +425,17 @@ export class Archiver {
     const consumer = this.#consumer;
     const stamp = this.#seq;
     if (!consumer) return Promise.resolve({ msgs: [], stamp });
-    return new Promise((res, rej) => consumer.consume(max, (err, msgs) => (err ? rej(err) : res({ msgs, stamp }))));
+    this.#consuming = true;
+    return new Promise((res, rej) =>
+      consumer.consume(max, (err, msgs) => {
+        this.#consuming = false;
+        const held = this.#betweenCalls;
+        this.#betweenCalls = [];
+        for (const action of held) action();
+        if (err) rej(err);
+        else res({ msgs, stamp });
+      }),
+    );
   }
 
   async #run(): Promise<void> {
@@ -649,16 +672,22 @@ export class Archiver {
     this.#epochs.set(p, (this.#epochs.get(p) ?? 0) + 1);
     this.#pipeline?.discard(p);
     this.#mark(p);
-    const consumer = this.#consumer;
-    // A partition being revoked is not read again by us; the next owner starts at the commit.
-    if (!consumer || !this.#assigned.has(p)) return;
-    try {
-      consumer.seek({ topic: o.topic, partition: p, offset: next }, 0, (err) => {
-        if (err) this.#fail(new ArchiverError('SEEK_FAILED', `partition ${p}: could not move to offset ${next} after adopting ${found.key}: ${errorMessage(err)}`, { cause: err, retryable: true }));
-      });
-    } catch (err) {
-      this.#fail(new ArchiverError('SEEK_FAILED', `partition ${p}: could not move to offset ${next} after adopting ${found.key}: ${errorMessage(err)}`, { cause: err, retryable: true }));
-    }
+    // Like an assignment, the new position takes effect between two consume() calls (see #onRebalance).
+    this.#betweenConsumeCalls(() => {
+      const consumer = this.#consumer;
+      // A partition being revoked is not read again by us; the next owner starts at the commit.
+      if (!consumer || !this.#assigned.has(p) || this.#fatal) return;
+      this.#mark(p);
+      const failed = (err: unknown) =>
+        this.#fail(new ArchiverError('SEEK_FAILED', `partition ${p}: could not move to offset ${next} after adopting ${found.key}: ${errorMessage(err)}`, { cause: err, retryable: true }));
+      try {
+        consumer.seek({ topic: o.topic, partition: p, offset: next }, 0, (err) => {
+          if (err) failed(err);
+        });
+      } catch (err) {
+        failed(err);
+      }
+    });
   }
 
   #commit(partition: number, offset: number): void {

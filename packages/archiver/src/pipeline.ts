@@ -139,7 +139,8 @@ export class EncodePipeline {
       try {
         files = this.#inline.add(partition, records, now, this.#hooks.epochOf(partition));
       } catch (err) {
-        this.#fail(err instanceof Error ? err : new Error(String(err)));
+        const message = err instanceof Error ? err.message : String(err);
+        this.#fail((err as { code?: unknown }).code === 'OFFSET_ORDER' ? new ArchiverError('OFFSET_ORDER', message) : new Error(message));
         return;
       }
       this.#deliver(files);

@@ -1,8 +1,15 @@
 import type { MessageHeader } from '@confluentinc/kafka-javascript';
 import type { ParseResult } from '@agenttrace/contract';
 import { ColumnBuffer } from './columns.js';
-import { ArchiverError } from './errors.js';
 import { hourStartOf } from './layout.js';
+
+/**
+ * Offsets of a partition did not strictly rise (code OFFSET_ORDER, an ArchiverError once it reaches
+ * the archiver). A plain Error: encode workers must not load @agenttrace/common and its native Kafka client.
+ */
+export class OffsetOrderError extends Error {
+  readonly code = 'OFFSET_ORDER';
+}
 
 /** A record that is not a valid event; it goes to the dead-letter topic before its range is committed. */
 export interface BadRecord {
@@ -80,7 +87,7 @@ export class PartitionRoller {
     // A repeated or backward offset means records of two positions of the partition were mixed (a
     // batch from before a rebalance or seek): writing it would duplicate events and commit backwards.
     if (this.#last !== undefined && !(offset > this.#last)) {
-      throw new ArchiverError('OFFSET_ORDER', `partition ${this.partition}: offset ${offset} after ${this.#last}; offsets must strictly rise, nothing of this partition is written past ${this.#last}`);
+      throw new OffsetOrderError(`partition ${this.partition}: offset ${offset} after ${this.#last}; offsets must strictly rise, nothing of this partition is written past ${this.#last}`);
     }
     this.#last = offset;
     const out: ClosedFile[] = [];

@@ -97,6 +97,8 @@ export class Archiver {
   #consuming = false;
   /** Assignments and seeks held back until the consume() call in flight has returned. */
   #betweenCalls: Array<() => void> = [];
+  /** Revocations so far: an assignment held back is void once a revocation followed it. */
+  #revocations = 0;
   /** Aborts one partition's S3 requests (its revoke drain timed out). */
   readonly #partitionAbort = new Map<number, AbortController>();
   #pendingBytes = 0;
@@ -332,7 +334,12 @@ export class Archiver {
       // A consume() call in flight may hold records fetched before the revoke and, once assign() is
       // called, records fetched after it, with nothing telling them apart. So the assignment takes
       // effect only between two calls: every call then reads either the old or the new assignment.
+      const revocations = this.#revocations;
       this.#betweenConsumeCalls(() => {
+        if (this.#revocations !== revocations) {
+          this.#o.log('info', 'assignment superseded by a later revocation before it took effect', { partitions: assignment.map((tp) => tp.partition) });
+          return;
+        }
         for (const tp of assignment) {
           this.#mark(tp.partition);
           this.#assigned.add(tp.partition);
@@ -351,6 +358,7 @@ export class Archiver {
     }
     if (err.code !== ERR_REVOKE) return;
     const revoked = assignment.map((tp) => tp.partition);
+    this.#revocations += 1;
     this.#o.log('info', 'partitions revoked', { partitions: revoked });
     for (const p of revoked) {
       this.#assigned.delete(p);

@@ -6,13 +6,13 @@ import pRetry, { AbortError } from 'p-retry';
 import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, S3Error, TOPIC_METADATA_REFRESH_MS, checkBucket, consumerConfig, createS3Client, describeKafka, describeS3, describeTopicIdentity, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
 import { isQueueFull, nextDlqValueLength } from './dead-letter.js';
 import { ArchiverError } from './errors.js';
-import { hourDir, objectKey, parseObjectKey, partitionFilePrefix, topicPrefix } from './layout.js';
+import { hourDir, objectKey, parseObjectKey, partitionFilePrefix, topicPrefix, type ObjectName } from './layout.js';
 import { ArchiverMetrics } from './metrics.js';
 import { resolveArchiverOptions, type ArchiverOptions, type ResolvedArchiverOptions } from './options.js';
 import type { EncodedFile } from './partition-work.js';
 import { EncodePipeline } from './pipeline.js';
 import type { BadRecord } from './roller.js';
-import { deleteKey, listKeys, objectMetadata, putObject } from './s3-store.js';
+import { listKeys, objectMetadata, putObject } from './s3-store.js';
 
 const ERR_ASSIGN = -175;
 const ERR_REVOKE = -174;
@@ -40,6 +40,8 @@ function isPermanentStartError(err: unknown): boolean {
 /** Raw bytes handed to encode workers and not encoded yet, above which the consume loop waits. */
 const MAX_INFLIGHT_ENCODE_BYTES = 32 * 1024 * 1024;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** After a revoke drain timed out and its S3 requests were aborted, how long to wait for them to settle. */
+const ABORT_SETTLE_MS = 10_000;
 
 type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
@@ -59,6 +61,10 @@ export interface ArchiverStats {
   dlqGivenUp: number;
   uploadRetries: number;
   commits: number;
+  /** Records dropped because they were fetched before their partition was revoked, re-assigned or repositioned. */
+  staleDiscarded: number;
+  /** Objects found stored (by an earlier run or member) at the start of a range being archived, and adopted instead of writing another. */
+  adopted: number;
   /** Next offset to read per partition, as last committed by this process. */
   committed: Record<number, number>;
 }
@@ -90,10 +96,24 @@ export class Archiver {
   readonly #assigned = new Set<number>();
   /** What the archiver waits for before it can do anything (shown by /healthz), e.g. its topic's creation. */
   #waitingFor: string | undefined;
+  /** Bumped on every change of a partition's ownership or position (assign, revoke, seek). */
+  #seq = 0;
+  /** #seq at each partition's last change: a consume() call started before it returns stale records of that partition. */
+  readonly #changedAt = new Map<number, number>();
+  /** Last offset handed to the encode pipeline per partition since its last change. */
+  readonly #lastHanded = new Map<number, number>();
+  /** True while a consume() call is collecting in the binding's thread. */
+  #consuming = false;
+  /** Assignments and seeks held back until the consume() call in flight has returned. */
+  #betweenCalls: Array<() => void> = [];
+  /** Revocations so far: an assignment held back is void once a revocation followed it. */
+  #revocations = 0;
+  /** Aborts one partition's S3 requests (its revoke drain timed out). */
+  readonly #partitionAbort = new Map<number, AbortController>();
   #pendingBytes = 0;
   #metricsPort: number | undefined;
   #lagTimer: NodeJS.Timeout | undefined;
-  readonly #stats: ArchiverStats = { consumed: 0, files: 0, rows: 0, bytes: 0, rawBytes: 0, dlq: 0, dlqTruncated: 0, dlqGivenUp: 0, uploadRetries: 0, commits: 0, committed: {} };
+  readonly #stats: ArchiverStats = { consumed: 0, files: 0, rows: 0, bytes: 0, rawBytes: 0, dlq: 0, dlqTruncated: 0, dlqGivenUp: 0, uploadRetries: 0, commits: 0, staleDiscarded: 0, adopted: 0, committed: {} };
   readonly #high = new Map<number, number>();
   /** The log being archived (cluster id, topic id), read again when older than IDENTITY_TTL_MS. */
   #identity: { clusterId: string; topicId: string; at: number } | undefined;
@@ -143,7 +163,7 @@ export class Archiver {
         o.encodeWorkers,
         {
           onFile: (file) => this.#enqueue(file),
-          onError: (err) => this.#fail(new ArchiverError('ENCODE_FAILED', err.message, { cause: err })),
+          onError: (err) => this.#fail(err instanceof ArchiverError ? err : new ArchiverError('ENCODE_FAILED', err.message, { cause: err })),
           epochOf: (p) => this.#epochs.get(p) ?? 0,
         },
       );
@@ -343,6 +363,11 @@ export class Archiver {
     consumer.on('event.error', (err) => o.log('warn', 'consumer error', { error: err.message }));
     await new Promise<void>((res, rej) => consumer.connect({ timeout: 15_000 }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err)) : res())));
     consumer.setDefaultConsumeTimeout(200);
+    // The timeout bounds the wait for the first record only; after it, a call takes only what is
+    // already fetched. Otherwise each record restarts the wait and a steady trickle keeps one call
+    // collecting for minutes (no age roll, no commit, close() waiting behind it).
+    // (The binding has the switch but leaves it out of its type declarations.)
+    (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
     consumer.subscribe([o.topic]);
     return consumer;
   }
@@ -350,37 +375,89 @@ export class Archiver {
   /** `consumer` is passed in: during disconnect #consumer is already cleared but the revoke must still be answered. */
   #onRebalance(consumer: KafkaConsumer, err: LibrdKafkaError, assignment: TopicPartition[]): void {
     if (err.code === ERR_ASSIGN) {
-      if (assignment.length > 0) this.#waitingFor = undefined;
-      for (const tp of assignment) this.#assigned.add(tp.partition);
-      this.#o.log('info', 'partitions assigned', { partitions: assignment.map((tp) => tp.partition) });
-      try {
-        consumer.assign(assignment);
-        if (this.#paused) consumer.pause(assignment);
-      } catch (e) {
-        this.#o.log('warn', 'assign failed', { error: errorMessage(e) });
-      }
+      // A consume() call in flight may hold records fetched before the revoke and, once assign() is
+      // called, records fetched after it, with nothing telling them apart. So the assignment takes
+      // effect only between two calls: every call then reads either the old or the new assignment.
+      const revocations = this.#revocations;
+      this.#betweenConsumeCalls(() => {
+        if (this.#revocations !== revocations) {
+          this.#o.log('info', 'assignment superseded by a later revocation before it took effect', { partitions: assignment.map((tp) => tp.partition) });
+          return;
+        }
+        if (assignment.length > 0) this.#waitingFor = undefined;
+        for (const tp of assignment) {
+          this.#mark(tp.partition);
+          this.#assigned.add(tp.partition);
+          const ctrl = this.#partitionAbort.get(tp.partition);
+          if (!ctrl || ctrl.signal.aborted) this.#partitionAbort.set(tp.partition, new AbortController());
+        }
+        this.#o.log('info', 'partitions assigned', { partitions: assignment.map((tp) => tp.partition) });
+        try {
+          consumer.assign(assignment);
+          if (this.#paused) consumer.pause(assignment);
+        } catch (e) {
+          this.#o.log('warn', 'assign failed', { error: errorMessage(e) });
+        }
+      });
       return;
     }
     if (err.code !== ERR_REVOKE) return;
     const revoked = assignment.map((tp) => tp.partition);
+    this.#revocations += 1;
     this.#o.log('info', 'partitions revoked', { partitions: revoked });
     for (const p of revoked) {
       this.#assigned.delete(p);
+      this.#mark(p);
       // The open file's records are not committed; the next owner reads them again. Files closed
       // but still being encoded belong to the old epoch and are dropped when they come back.
       this.#epochs.set(p, (this.#epochs.get(p) ?? 0) + 1);
       this.#pipeline?.discard(p);
     }
-    // Let uploads already under way finish and commit before giving the partitions up, so the next
-    // owner starts after them instead of racing them.
-    void this.#waitChains(revoked, this.#o.closeTimeoutMs).then((drained) => {
-      if (!drained) for (const p of revoked) this.#generation.set(p, (this.#generation.get(p) ?? 0) + 1);
-      try {
-        consumer.unassign();
-      } catch (e) {
-        this.#o.log('warn', 'unassign failed', { error: errorMessage(e) });
+    void this.#drainRevoked(consumer, revoked);
+  }
+
+  /**
+   * Lets uploads already under way finish and commit before giving the partitions up, so the next
+   * owner starts after them instead of racing them. When they take longer than closeTimeoutMs,
+   * their S3 requests are aborted and awaited before unassign(): the rebalance cannot complete
+   * while this member has not answered the revoke, so no upload of ours can land after the next
+   * owner started (see docs/decisions/0005-archive-exactly-once.md).
+   */
+  async #drainRevoked(consumer: KafkaConsumer, revoked: number[]): Promise<void> {
+    if (!(await this.#waitChains(revoked, this.#o.closeTimeoutMs))) {
+      for (const p of revoked) {
+        this.#generation.set(p, (this.#generation.get(p) ?? 0) + 1);
+        this.#partitionAbort.get(p)?.abort();
       }
-    });
+      this.#o.log('warn', 'uploads of revoked partitions did not finish in time; aborted, left uncommitted', { partitions: revoked, timeoutMs: this.#o.closeTimeoutMs });
+      if (!(await this.#waitChains(revoked, ABORT_SETTLE_MS))) {
+        this.#o.log('error', 'aborted uploads of revoked partitions did not settle; giving the partitions up anyway', { partitions: revoked });
+      }
+    }
+    try {
+      consumer.unassign();
+    } catch (e) {
+      this.#o.log('warn', 'unassign failed', { error: errorMessage(e) });
+    }
+  }
+
+  /** Runs `action` now when no consume() call is in flight, else right after the current one returns. */
+  #betweenConsumeCalls(action: () => void): void {
+    if (this.#consuming) this.#betweenCalls.push(action);
+    else action();
+  }
+
+  /** Records that a partition's ownership or position changed: in-flight consume results for it are stale. */
+  #mark(partition: number): void {
+    this.#changedAt.set(partition, ++this.#seq);
+    this.#lastHanded.delete(partition);
+  }
+
+  /** The signal that aborts a partition's S3 requests: on close() giving up, or its revoke drain timing out. */
+  #signalFor(partition: number): AbortSignal {
+    let ctrl = this.#partitionAbort.get(partition);
+    if (!ctrl) this.#partitionAbort.set(partition, (ctrl = new AbortController()));
+    return AbortSignal.any([this.#abort.signal, ctrl.signal]);
   }
 
   async #waitChains(partitions: number[], timeoutMs: number): Promise<boolean> {
@@ -392,10 +469,26 @@ export class Archiver {
     return drained;
   }
 
-  #consume(max: number): Promise<Message[]> {
+  /**
+   * One bounded consume call. `stamp` is #seq when the call started: a partition whose ownership or
+   * position changed since (its rebalance callback ran while the binding's thread was collecting)
+   * has records in this batch that must not be used.
+   */
+  #consume(max: number): Promise<{ msgs: Message[]; stamp: number }> {
     const consumer = this.#consumer;
-    if (!consumer) return Promise.resolve([]);
-    return new Promise((res, rej) => consumer.consume(max, (err, msgs) => (err ? rej(err) : res(msgs))));
+    const stamp = this.#seq;
+    if (!consumer) return Promise.resolve({ msgs: [], stamp });
+    this.#consuming = true;
+    return new Promise((res, rej) =>
+      consumer.consume(max, (err, msgs) => {
+        this.#consuming = false;
+        const held = this.#betweenCalls;
+        this.#betweenCalls = [];
+        for (const action of held) action();
+        if (err) rej(err);
+        else res({ msgs, stamp });
+      }),
+    );
   }
 
   async #run(): Promise<void> {
@@ -403,9 +496,10 @@ export class Archiver {
     while (!this.#stopping) {
       this.#applyBackpressure();
       let msgs: Message[];
+      let stamp: number;
       try {
         // While paused, keep polling so the group membership stays alive.
-        msgs = await this.#consume(this.#paused ? 1 : o.consumeBatch);
+        ({ msgs, stamp } = await this.#consume(this.#paused ? 1 : o.consumeBatch));
       } catch (err) {
         if (this.#stopping) break;
         o.log('warn', 'consume failed; retrying', { error: errorMessage(err) });
@@ -415,7 +509,8 @@ export class Archiver {
       const pipeline = this.#pipeline;
       if (!pipeline) break;
       const now = Date.now();
-      this.#handle(pipeline, msgs, now);
+      this.#handle(pipeline, msgs, stamp, now);
+      if (this.#stopping) break;
       pipeline.roll(undefined, 'age', now, o.rollAgeMs);
       this.#relieveMemory(pipeline);
       // Bound the records handed to encode workers and not encoded yet; librdkafka keeps fetching meanwhile.
@@ -424,11 +519,25 @@ export class Archiver {
     }
   }
 
-  /** Hands the batch to the encode pipeline, split by partition (offset order is kept within each). */
-  #handle(pipeline: EncodePipeline, msgs: Message[], now: number): void {
+  /**
+   * Hands the batch to the encode pipeline, split by partition (offset order is kept within each).
+   * Records of partitions not assigned, or changed since the call started (stale), are dropped:
+   * librdkafka fetches them again from the committed (or sought) position.
+   */
+  #handle(pipeline: EncodePipeline, msgs: Message[], stamp: number, now: number): void {
     const byPartition = new Map<number, Message[]>();
     for (const m of msgs) {
       if (!this.#assigned.has(m.partition)) continue;
+      if ((this.#changedAt.get(m.partition) ?? 0) > stamp) {
+        this.#stats.staleDiscarded += 1;
+        continue;
+      }
+      const last = this.#lastHanded.get(m.partition);
+      if (last !== undefined && !(m.offset > last)) {
+        this.#fail(new ArchiverError('OFFSET_ORDER', `partition ${m.partition}: offset ${m.offset} received after ${last}; offsets must strictly rise, so nothing more is written or committed`));
+        return;
+      }
+      this.#lastHanded.set(m.partition, m.offset);
       let list = byPartition.get(m.partition);
       if (!list) byPartition.set(m.partition, (list = []));
       list.push(m);
@@ -479,15 +588,16 @@ export class Archiver {
   #enqueue(file: EncodedFile): void {
     const p = file.partition;
     const generation = this.#generation.get(p) ?? 0;
+    const signal = this.#signalFor(p);
     const body = file.body;
     const size = body?.byteLength ?? 0;
     this.#pendingBytes += size;
     this.metrics.pendingUploadBytes.set(this.#pendingBytes);
     const prev = this.#chains.get(p) ?? Promise.resolve();
     const next = prev
-      .then(() => this.#ship(file, body, generation))
+      .then(() => this.#ship(file, body, generation, signal))
       .catch((err: unknown) => {
-        if (!this.#abort.signal.aborted) this.#fail(err instanceof Error ? err : new Error(String(err)));
+        if (!signal.aborted) this.#fail(err instanceof Error ? err : new Error(String(err)));
       })
       .finally(() => {
         this.#pendingBytes -= size;
@@ -496,76 +606,170 @@ export class Archiver {
     this.#chains.set(p, next);
   }
 
-  /** Dead-letters, uploads, removes overlapping leftovers, then commits — in that order. */
-  async #ship(file: EncodedFile, body: Uint8Array | undefined, generation: number): Promise<void> {
+  #current(partition: number, generation: number): boolean {
+    return !this.#fatal && (this.#generation.get(partition) ?? 0) === generation;
+  }
+
+  /**
+   * Checks what is stored, dead-letters, uploads, then commits — in that order. Nothing is ever
+   * deleted: a range already stored under the same name is not written again, and an object stored
+   * by an earlier run or member at our start is adopted (see #adopt).
+   */
+  async #ship(file: EncodedFile, body: Uint8Array | undefined, generation: number, signal: AbortSignal): Promise<void> {
     const o = this.#o;
     const p = file.partition;
-    if (this.#fatal || (this.#generation.get(p) ?? 0) !== generation) return;
-    if (file.bad.length > 0) await this.#retry('dlq', () => this.#sendDlq(file));
+    if (!this.#current(p, generation)) return;
+    let key: string | undefined;
+    let ident: { clusterId: string; topicId: string } | undefined;
+    let stored = false;
     if (body && file.hourStart !== undefined) {
-      const key = objectKey(o.s3.prefix, { topic: o.topic, hourStart: file.hourStart, partition: p, firstOffset: file.firstOffset, lastOffset: file.lastOffset });
-      o.log('debug', 'uploading', { partition: p, key, bytes: body.byteLength, rows: file.rows });
-      const started = performance.now();
-      const ident = await this.#retry('reading the cluster and topic id', () => this.#logIdentity());
-      const { multipart } = await this.#retry('upload', () =>
-        putObject(this.#s3, o.s3.bucket, key, body, {
-          multipartThresholdBytes: o.multipartThresholdBytes,
-          multipartPartBytes: o.multipartPartBytes,
-          metadata: {
-            'agenttrace-first-offset': String(file.firstOffset),
-            'agenttrace-last-offset': String(file.lastOffset),
-            [META_CLUSTER_ID]: ident.clusterId,
-            [META_TOPIC_ID]: ident.topicId,
-          },
-        }),
-      );
-      this.metrics.uploadSeconds.observe((performance.now() - started) / 1000);
-      await this.#retry('cleanup', () => this.#removeOverlaps(file, key, ident));
-      this.metrics.filesWritten.inc({ reason: file.reason });
-      this.metrics.rowsWritten.inc(file.rows);
-      this.metrics.bytesWritten.inc(body.byteLength);
-      this.metrics.rawBytes.inc(file.rawBytes);
-      this.#stats.files += 1;
-      this.#stats.rows += file.rows;
-      this.#stats.bytes += body.byteLength;
-      this.#stats.rawBytes += file.rawBytes;
-      o.log('info', 'uploaded', { partition: p, key, rows: file.rows, bytes: body.byteLength, multipart, reason: file.reason, first: file.firstOffset, last: file.lastOffset });
+      key = objectKey(o.s3.prefix, { topic: o.topic, hourStart: file.hourStart, partition: p, firstOffset: file.firstOffset, lastOffset: file.lastOffset });
+      ident = await this.#retry('reading the cluster and topic id', () => this.#logIdentity(), signal);
+      const found = await this.#stored(file, key, ident, signal);
+      if (!this.#current(p, generation)) return;
+      if (found.adopt) {
+        this.#adopt(file, found.adopt);
+        return;
+      }
+      stored = found.same;
     }
-    if ((this.#generation.get(p) ?? 0) !== generation) return;
+    if (file.bad.length > 0) await this.#retry('dlq', () => this.#sendDlq(file), signal);
+    if (body && key !== undefined) {
+      if (stored) {
+        // Same name, same records: an earlier run stored exactly this range (it crashed before committing).
+        o.log('info', 'range already stored; not written again', { partition: p, key });
+      } else {
+        if (!this.#current(p, generation)) return;
+        o.log('debug', 'uploading', { partition: p, key, bytes: body.byteLength, rows: file.rows });
+        const started = performance.now();
+        const target = key;
+        const logIdent = ident!;
+        const { multipart } = await this.#retry(
+          'upload',
+          () =>
+            putObject(this.#s3, o.s3.bucket, target, body, {
+              multipartThresholdBytes: o.multipartThresholdBytes,
+              multipartPartBytes: o.multipartPartBytes,
+              metadata: {
+                'agenttrace-first-offset': String(file.firstOffset),
+                'agenttrace-last-offset': String(file.lastOffset),
+                [META_CLUSTER_ID]: logIdent.clusterId,
+                [META_TOPIC_ID]: logIdent.topicId,
+              },
+              signal,
+            }),
+          signal,
+        );
+        this.metrics.uploadSeconds.observe((performance.now() - started) / 1000);
+        this.metrics.filesWritten.inc({ reason: file.reason });
+        this.metrics.rowsWritten.inc(file.rows);
+        this.metrics.bytesWritten.inc(body.byteLength);
+        this.metrics.rawBytes.inc(file.rawBytes);
+        this.#stats.files += 1;
+        this.#stats.rows += file.rows;
+        this.#stats.bytes += body.byteLength;
+        this.#stats.rawBytes += file.rawBytes;
+        o.log('info', 'uploaded', { partition: p, key, rows: file.rows, bytes: body.byteLength, multipart, reason: file.reason, first: file.firstOffset, last: file.lastOffset });
+      }
+    }
+    if (!this.#current(p, generation)) return;
     this.#commit(p, file.lastOffset + 1);
   }
 
   /**
-   * After a crash, the replayed range can be cut differently (an age roll happened at another
-   * moment), leaving an object of the earlier run that overlaps the new one. Any object of this
-   * partition in the same hour whose range intersects ours is such a leftover: every record in it
-   * at or after our first offset is being archived again by this run, and the records before it were
-   * committed after being archived elsewhere. Removing it before committing keeps each event in
-   * exactly one object.
+   * What the archive already holds of the file's range, in the file's hour directory (an object
+   * starting at the same offset starts with the same first event, so it is in the same hour).
+   * `same`: an object of exactly this range. `adopt`: another object that starts at or before our
+   * first offset and covers it, stored by an earlier run that crashed before committing, or by the
+   * partition's previous owner. An object starting inside our range cannot come from any run that
+   * started at a committed offset: archiving past it would duplicate events, so the archiver stops.
    */
-  async #removeOverlaps(file: EncodedFile, key: string, ident: { clusterId: string; topicId: string }): Promise<void> {
+  async #stored(file: EncodedFile, key: string, ident: { clusterId: string; topicId: string }, signal: AbortSignal): Promise<{ same: boolean; adopt?: Omit<ObjectName, 'topic'> & { key: string } }> {
     const o = this.#o;
     const dir = topicPrefix(o.s3.prefix, o.topic) + hourDir(file.hourStart!) + partitionFilePrefix(file.partition);
-    for (const other of await listKeys(this.#s3, o.s3.bucket, dir, this.#abort.signal)) {
-      if (other === key) continue;
+    const keys = await this.#retry('list', () => listKeys(this.#s3, o.s3.bucket, dir, signal), signal);
+    let same = false;
+    const overlapping: Array<Omit<ObjectName, 'topic'> & { key: string }> = [];
+    for (const other of keys) {
+      if (other === key) {
+        if (await this.#otherLog(other, ident, signal)) {
+          this.metrics.conflicts.inc();
+          throw new ArchiverError('ARCHIVE_CONFLICT', `partition ${file.partition}: ${key} is stored by another cluster or topic id; writing would replace it. Give each cluster its own --s3-prefix. Nothing is written; the archiver stops`);
+        }
+        same = true;
+        continue;
+      }
       const n = parseObjectKey(other);
       if (!n || n.partition !== file.partition) continue;
       if (n.lastOffset < file.firstOffset || n.firstOffset > file.lastOffset) continue;
       // Offsets only compare within one log. An object stamped with another cluster or topic id
       // (archived before a failover, or from the topic before it was recreated) holds other
-      // records under the same numbers: it stays. Unstamped objects predate the stamps and are
-      // treated as this log's, as before.
-      const meta = await objectMetadata(this.#s3, o.s3.bucket, other, this.#abort.signal);
-      if (meta === undefined) continue;
-      const theirs = { clusterId: meta[META_CLUSTER_ID], topicId: meta[META_TOPIC_ID] };
-      if ((theirs.clusterId !== undefined || theirs.topicId !== undefined) && (theirs.clusterId !== ident.clusterId || theirs.topicId !== ident.topicId)) {
-        o.log('warn', 'kept an object whose offsets overlap but which belongs to another cluster or topic id', { partition: file.partition, key: other, clusterId: theirs.clusterId, topicId: theirs.topicId });
+      // records under the same numbers: neither adopted nor a conflict, it stays beside ours.
+      // Unstamped objects predate the stamps and are treated as this log's.
+      if (await this.#otherLog(other, ident, signal)) {
+        o.log('warn', 'kept an object whose offsets overlap but which belongs to another cluster or topic id', { partition: file.partition, key: other });
         continue;
       }
-      await deleteKey(this.#s3, o.s3.bucket, other);
-      this.metrics.overlapsRemoved.inc();
-      o.log('info', 'removed overlapping object of an earlier run', { partition: file.partition, key: other, replacedBy: key });
+      overlapping.push({ key: other, ...n });
     }
+    if (overlapping.length === 0) return { same };
+    overlapping.sort((a, b) => a.firstOffset - b.firstOffset);
+    const first = overlapping[0]!;
+    if (!same && first.firstOffset <= file.firstOffset) return { same, adopt: first };
+    this.metrics.conflicts.inc();
+    throw new ArchiverError(
+      'ARCHIVE_CONFLICT',
+      `partition ${file.partition}: offsets ${file.firstOffset}-${file.lastOffset} overlap ${overlapping.map((x) => x.key).join(', ')}${same ? ` besides ${key}` : ''}; another writer archived this partition concurrently. Nothing is deleted or written; the archiver stops`,
+    );
+  }
+
+  /** True when a stored object carries the cluster or topic id of another log than ours. */
+  async #otherLog(key: string, ident: { clusterId: string; topicId: string }, signal: AbortSignal): Promise<boolean> {
+    const meta = await this.#retry('head', () => objectMetadata(this.#s3, this.#o.s3.bucket, key, signal), signal);
+    if (meta === undefined) return false;
+    const clusterId = meta[META_CLUSTER_ID];
+    const topicId = meta[META_TOPIC_ID];
+    return (clusterId !== undefined || topicId !== undefined) && (clusterId !== ident.clusterId || topicId !== ident.topicId);
+  }
+
+  /**
+   * Takes a stored object as the archive of its range instead of writing another cut of it:
+   * commits past it and moves the partition's reading position there. Everything this member
+   * consumed, buffered or closed of the partition since is dropped (it belongs to the old position).
+   */
+  #adopt(file: EncodedFile, found: Omit<ObjectName, 'topic'> & { key: string }): void {
+    const o = this.#o;
+    const p = file.partition;
+    const next = found.lastOffset + 1;
+    this.#stats.adopted += 1;
+    this.metrics.adopted.inc();
+    o.log(found.firstOffset < file.firstOffset ? 'warn' : 'info', 'adopted an object stored by an earlier run or owner; resuming after it', {
+      partition: p,
+      key: found.key,
+      ours: `${file.firstOffset}-${file.lastOffset}`,
+      resumeAt: next,
+    });
+    this.#commit(p, next);
+    this.#generation.set(p, (this.#generation.get(p) ?? 0) + 1);
+    this.#epochs.set(p, (this.#epochs.get(p) ?? 0) + 1);
+    this.#pipeline?.discard(p);
+    this.#mark(p);
+    // Like an assignment, the new position takes effect between two consume() calls (see #onRebalance).
+    this.#betweenConsumeCalls(() => {
+      const consumer = this.#consumer;
+      // A partition being revoked is not read again by us; the next owner starts at the commit.
+      if (!consumer || !this.#assigned.has(p) || this.#fatal) return;
+      this.#mark(p);
+      const failed = (err: unknown) =>
+        this.#fail(new ArchiverError('SEEK_FAILED', `partition ${p}: could not move to offset ${next} after adopting ${found.key}: ${errorMessage(err)}`, { cause: err, retryable: true }));
+      try {
+        consumer.seek({ topic: o.topic, partition: p, offset: next }, 0, (err) => {
+          if (err) failed(err);
+        });
+      } catch (err) {
+        failed(err);
+      }
+    });
   }
 
   #commit(partition: number, offset: number): void {
@@ -698,7 +902,6 @@ export class Archiver {
     return delivered;
   }
 
-  /** Retries an S3 or DLQ operation with exponential backoff until it succeeds or close() gives up. */
   /** Cluster id and topic id of the archived topic, cached for IDENTITY_TTL_MS. */
   async #logIdentity(): Promise<{ clusterId: string; topicId: string }> {
     const now = Date.now();
@@ -709,11 +912,12 @@ export class Archiver {
     return this.#identity;
   }
 
-  #retry<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  /** Retries an S3 or DLQ operation with exponential backoff until it succeeds or `signal` gives up. */
+  #retry<T>(operation: string, fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
     const o = this.#o;
     return pRetry(
       async () => {
-        if (this.#abort.signal.aborted) throw new AbortError('archiver closed before the operation succeeded');
+        if (signal.aborted) throw new AbortError('the operation was abandoned before it succeeded (archiver closed or partition revoked)');
         return fn();
       },
       {
@@ -724,7 +928,7 @@ export class Archiver {
         maxTimeout: o.retryMaxMs,
         factor: 2,
         randomize: true,
-        signal: this.#abort.signal,
+        signal,
         onFailedAttempt: (err) => {
           this.metrics.uploadRetries.inc({ operation });
           this.#stats.uploadRetries += 1;

@@ -28,6 +28,7 @@ function detach(files: EncodedFile[]): ArrayBuffer[] {
 port.on('message', (msg: ToWorker) => {
   let files: EncodedFile[] = [];
   let error: string | undefined;
+  let errorCode: string | undefined;
   try {
     if (msg.t === 'init') {
       work = new PartitionWork(msg.settings);
@@ -58,10 +59,12 @@ port.on('message', (msg: ToWorker) => {
     }
   } catch (err) {
     error = err instanceof Error ? err.message : String(err);
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string') errorCode = code;
   }
   const buffered: Array<[number, number]> = work ? work.partitions().map((p) => [p, work!.bufferedBytes(p)]) : [];
   // A body shared by two files cannot happen (one buffer per encode), so transferring each is safe.
   const transfer = detach(files);
-  const reply: FromWorker = { id: msg.id, files, buffered, ...(error !== undefined ? { error } : {}) };
+  const reply: FromWorker = { id: msg.id, files, buffered, ...(error !== undefined ? { error } : {}), ...(errorCode !== undefined ? { errorCode } : {}) };
   port.postMessage(reply, transfer);
 });

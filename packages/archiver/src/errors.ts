@@ -9,6 +9,9 @@ export type ArchiverErrorCode =
   | 'CONSUMER_FAILED' // the Kafka consumer could not connect or subscribe
   | 'STORAGE_FAILED' // the S3 bucket check at start-up failed: endpoint unreachable, no such bucket, or access denied
   | 'CLOSE_TIMEOUT' // close() gave up waiting for uploads; their ranges stay uncommitted and are replayed
+  | 'OFFSET_ORDER' // offsets of a partition did not strictly rise: the archiver stops rather than write a file with repeated offsets
+  | 'ARCHIVE_CONFLICT' // an object of another writer overlaps the range being archived in a way that cannot be adopted (see docs/decisions/0005)
+  | 'SEEK_FAILED' // the consumer could not be repositioned after adopting a stored object
   | 'ARCHIVER_STATE' // start() on a closed archiver, or twice
   | 'ARCHIVE_READ_FAILED'; // readArchivedSession could not list or read the archive
 

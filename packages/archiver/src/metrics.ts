@@ -14,7 +14,8 @@ export class ArchiverMetrics {
   readonly startRetries = new Counter({ name: 'agenttrace_archiver_start_retries_total', help: 'Transient Kafka failures retried while starting', registers: [this.registry] });
   readonly uploadRetries = new Counter({ name: 'agenttrace_archiver_upload_retries_total', help: 'Failed S3 or DLQ attempts that were retried', labelNames: ['operation'], registers: [this.registry] });
   readonly commitFailures = new Counter({ name: 'agenttrace_archiver_commit_failures_total', help: 'Offset commits Kafka refused (the range is replayed)', registers: [this.registry] });
-  readonly overlapsRemoved = new Counter({ name: 'agenttrace_archiver_overlapping_objects_removed_total', help: 'Objects of an earlier run replaced by a different offset range', registers: [this.registry] });
+  readonly adopted = new Counter({ name: 'agenttrace_archiver_adopted_objects_total', help: 'Objects stored by an earlier run or owner that were adopted instead of archiving their range again', registers: [this.registry] });
+  readonly conflicts = new Counter({ name: 'agenttrace_archiver_conflicts_total', help: 'Ranges overlapping an object of a concurrent writer (the archiver stops)', registers: [this.registry] });
   readonly lag = new Gauge({ name: 'agenttrace_archiver_consumer_lag', help: 'Records in the partition not yet durably archived (high watermark - committed offset)', labelNames: ['partition'], registers: [this.registry] });
   readonly pendingUploadBytes = new Gauge({ name: 'agenttrace_archiver_pending_upload_bytes', help: 'Encoded bytes waiting for upload', registers: [this.registry] });
   readonly paused = new Gauge({ name: 'agenttrace_archiver_consumption_paused', help: '1 while consumption is paused for back-pressure', registers: [this.registry] });

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Message, MessageHeader } from '@confluentinc/kafka-javascript';
+import { ArchiverError } from './errors.js';
 import { PartitionWork, type EncodeSettings, type EncodedFile } from './partition-work.js';
 import type { RollReason } from './roller.js';
 
@@ -36,6 +37,8 @@ export interface FromWorker {
   /** Raw bytes held in each partition's open file after this message. */
   buffered: Array<[number, number]>;
   error?: string;
+  /** Stable code of the error when it had one (e.g. OFFSET_ORDER). */
+  errorCode?: string;
 }
 
 export interface PipelineHooks {
@@ -132,7 +135,15 @@ export class EncodePipeline {
         timestamp: m.timestamp,
         ...(m.headers && m.headers.length > 0 ? { headers: m.headers } : {}),
       }));
-      this.#deliver(this.#inline.add(partition, records, now, this.#hooks.epochOf(partition)));
+      let files: EncodedFile[];
+      try {
+        files = this.#inline.add(partition, records, now, this.#hooks.epochOf(partition));
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.#fail((err as { code?: unknown }).code === 'OFFSET_ORDER' ? new ArchiverError('OFFSET_ORDER', message) : new Error(message));
+        return;
+      }
+      this.#deliver(files);
       return;
     }
     const n = msgs.length;
@@ -251,7 +262,7 @@ export class EncodePipeline {
     if (pending) this.#inflightBytes -= pending.bytes;
     for (const [p, b] of reply.buffered) this.#buffered.set(p, b);
     if (reply.error !== undefined) {
-      this.#fail(new Error(reply.error));
+      this.#fail(reply.errorCode === 'OFFSET_ORDER' ? new ArchiverError('OFFSET_ORDER', reply.error) : new Error(reply.error));
     } else {
       for (const f of reply.files) {
         // Structured clone turns Buffers into plain Uint8Arrays; the DLQ producer wants Buffers.

@@ -85,7 +85,7 @@ export async function readArchivedSession(opts: ArchiveReadOptions): Promise<Age
       try {
         bytes = await getObjectBytes(opts.s3, opts.bucket, file.key);
       } catch (err) {
-        // Listed a moment ago and gone now: replaced by an overlapping object of a later run.
+        // Listed a moment ago and gone now (the archiver never deletes; retention or an operator did).
         if ((err as { name?: string }).name === 'NoSuchKey') continue;
         throw new ArchiverError('ARCHIVE_READ_FAILED', `could not read s3://${opts.bucket}/${file.key}: ${errorMessage(err)}`, { cause: err, retryable: true });
       }
@@ -108,7 +108,7 @@ export async function readArchivedSession(opts: ArchiveReadOptions): Promise<Age
   let lastOffset = -1;
   for (const row of rows) {
     const offset = Number(row.kafka_offset);
-    // While an earlier run's overlapping object is being replaced, a record can be in two objects.
+    // The archiver never writes a record twice; a frozen member expelled from the group can (decision 0005).
     if (row.kafka_partition === lastPartition && offset === lastOffset) continue;
     lastPartition = row.kafka_partition;
     lastOffset = offset;

@@ -3,6 +3,14 @@ import type { ParseResult } from '@agenttrace/contract';
 import { ColumnBuffer } from './columns.js';
 import { hourStartOf } from './layout.js';
 
+/**
+ * Offsets of a partition did not strictly rise (code OFFSET_ORDER, an ArchiverError once it reaches
+ * the archiver). A plain Error: encode workers must not load @agenttrace/common and its native Kafka client.
+ */
+export class OffsetOrderError extends Error {
+  readonly code = 'OFFSET_ORDER';
+}
+
 /** A record that is not a valid event; it goes to the dead-letter topic before its range is committed. */
 export interface BadRecord {
   offset: number;
@@ -57,6 +65,8 @@ export class PartitionRoller {
   readonly #rollRows: number;
   readonly #rollBytes: number;
   #open: OpenFile | undefined;
+  /** Last offset added since the roller was created or discarded, across file boundaries. */
+  #last: number | undefined;
 
   constructor(partition: number, opts: { rollRows: number; rollBytes: number }) {
     this.partition = partition;
@@ -74,6 +84,12 @@ export class PartitionRoller {
 
   /** Adds one record; returns the files it closed (an hour change closes the previous one first). */
   add(offset: number, value: Buffer | null, key: Buffer | null, timestamp: number | undefined, parsed: ParseResult, now: number, headers?: MessageHeader[]): ClosedFile[] {
+    // A repeated or backward offset means records of two positions of the partition were mixed (a
+    // batch from before a rebalance or seek): writing it would duplicate events and commit backwards.
+    if (this.#last !== undefined && !(offset > this.#last)) {
+      throw new OffsetOrderError(`partition ${this.partition}: offset ${offset} after ${this.#last}; offsets must strictly rise, nothing of this partition is written past ${this.#last}`);
+    }
+    this.#last = offset;
     const out: ClosedFile[] = [];
     const size = value?.byteLength ?? 0;
     let hour: number | undefined;
@@ -115,6 +131,7 @@ export class PartitionRoller {
   /** Forgets the open file (its records are replayed by whoever owns the partition next). */
   discard(): void {
     this.#open = undefined;
+    this.#last = undefined;
   }
 
   #close(reason: RollReason): ClosedFile {

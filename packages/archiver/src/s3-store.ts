@@ -17,6 +17,8 @@ export interface PutOptions {
   multipartPartBytes: number;
   contentType?: string;
   metadata?: Record<string, string>;
+  /** Aborts the request(s) in flight (a revoked partition's upload, close() giving up). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -36,10 +38,11 @@ export async function putObject(s3: S3Client, bucket: string, key: string, body:
         ContentMD5: createHash('md5').update(body).digest('base64'),
         Metadata: opts.metadata,
       }),
+      { abortSignal: opts.signal },
     );
     return { multipart: false };
   }
-  const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: contentType, Metadata: opts.metadata }));
+  const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: contentType, Metadata: opts.metadata }), { abortSignal: opts.signal });
   const uploadId = created.UploadId;
   if (!uploadId) throw new Error(`S3 returned no upload id for ${key}`);
   try {
@@ -55,11 +58,12 @@ export async function putObject(s3: S3Client, bucket: string, key: string, body:
           Body: chunk,
           ContentMD5: createHash('md5').update(chunk).digest('base64'),
         }),
+        { abortSignal: opts.signal },
       );
       if (!res.ETag) throw new Error(`S3 returned no ETag for part ${n} of ${key}`);
       parts.push({ ETag: res.ETag, PartNumber: n });
     }
-    await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: opts.signal });
     return { multipart: true };
   } catch (err) {
     await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);

@@ -54,6 +54,19 @@ describe('PartitionRoller', () => {
     expect(n).toBeLessThan(10);
   });
 
+  it('refuses an offset that does not rise, within a file and across files, with a stable code', () => {
+    const r = new PartitionRoller(4, { rollRows: 2, rollBytes: 1_000_000 });
+    const add = (offset: number) => r.add(offset, rec(T0).value, null, undefined, rec(T0).parsed, 0);
+    add(499);
+    expect(() => add(499)).toThrow(expect.objectContaining({ code: 'OFFSET_ORDER' }));
+    expect(add(500).map((f) => [f.firstOffset, f.lastOffset])).toEqual([[499, 500]]);
+    // The file [499, 500] is closed; a batch from before a rebalance replaying 450.. must not open another.
+    expect(() => add(450)).toThrow(/partition 4: offset 450 after 500/);
+    // After discard() (the partition was lost or moved) the stream may start anywhere again.
+    r.discard();
+    expect(add(450)).toEqual([]);
+  });
+
   it('rolls by age only once the file is old enough', () => {
     const r = new PartitionRoller(0, { rollRows: 100, rollBytes: 1_000_000 });
     const { value, parsed } = rec(T0);

@@ -8,6 +8,7 @@ import { grepFlag, listFlag } from './options.js';
 import { makeChalk } from './render.js';
 import { runReplay, type ReplayOutput } from './replay.js';
 import { sessionsJson, sessionsTable } from './sessions-list.js';
+import { findPatterns, patternsJson, patternsText } from './patterns.js';
 
 
 interface SharedFlags {
@@ -224,6 +225,60 @@ ${SETTINGS_HELP}`,
           const extras = { tools: flags.sort === 'tool-calls' || flags.sort === 'max-tool-calls' || flags.tool !== undefined, duration: flags.sort === 'duration' };
           process.stdout.write(`${sessionsTable(rows, makeChalk(useColor(flags, process.stdout)), Date.now(), extras).join('\n')}\n`);
         }
+      } finally {
+        await reader.close();
+      }
+    });
+
+  shared(
+    p
+      .command('patterns')
+      .description('Sessions that match the known failure patterns: retry loops, expensive sessions, error bursts, stuck sessions (from Redis).')
+      .option('--retry-calls <n>', 'retry loop: one tool called more than n times', '20')
+      .option('--min-cost <usd>', 'expensive: cost above this (USD)', '10')
+      .option('--burst-errors <n>', 'error burst: at least n errors ...', '5')
+      .option('--burst-window <seconds>', '... within this many seconds', '60')
+      .option('--stuck-after <minutes>', 'stuck: still active and no event for this many minutes', '10')
+      .option('--limit <n>', 'sessions per pattern', '20')
+      .option('--json', 'one JSON document (format kshark.patterns.v1, see docs/kshark.md)'),
+  )
+    .addHelpText(
+      'after',
+      `
+Answers from the dashboard consumer's Redis indexes (the hot window, every session Redis holds).
+A retry loop says whether the attempts backed off (median gap between back-to-back calls above 2 s).
+
+Examples:
+  kshark patterns
+  kshark patterns --retry-calls 100 --min-cost 5 --stuck-after 30
+  kshark patterns --json | jq -r '.retry_loops[].session_id'
+
+${EXIT_CODES_HELP}
+
+${SETTINGS_HELP}`,
+    )
+    .action(async (flags: SharedFlags & { retryCalls: string; minCost: string; burstErrors: string; burstWindow: string; stuckAfter: string; limit: string; json?: boolean }) => {
+      const int = (v: string, flag: string, min: number): number => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer >= ${min}, got "${v}"`);
+        return n;
+      };
+      const cost = Number(flags.minCost);
+      if (!Number.isFinite(cost) || cost < 0) throw new UsageError(`--min-cost must be a number of USD >= 0, got "${flags.minCost}"`);
+      const opts = {
+        retryCalls: int(flags.retryCalls, '--retry-calls', 1),
+        costUsd: cost,
+        burstErrors: int(flags.burstErrors, '--burst-errors', 2),
+        burstWindowMs: int(flags.burstWindow, '--burst-window', 1) * 1000,
+        stuckMs: int(flags.stuckAfter, '--stuck-after', 1) * 60_000,
+        limit: int(flags.limit, '--limit', 1),
+        now: Date.now(),
+      };
+      const reader = new SessionReader(settingsFrom(flags));
+      try {
+        const report = await findPatterns(reader, opts);
+        if (flags.json) process.stdout.write(`${patternsJson(report)}\n`);
+        else process.stdout.write(`${patternsText(report, makeChalk(useColor(flags, process.stdout))).join('\n')}\n`);
       } finally {
         await reader.close();
       }

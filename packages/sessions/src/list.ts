@@ -41,6 +41,8 @@ export interface ListSessionsOptions {
   status?: SessionStatus;
   /** Only sessions with an event at or after this time (epoch ms). */
   since?: number;
+  /** Only sessions whose last event is at or before this time (epoch ms): idle since then. */
+  until?: number;
   minCost?: number;
   /** Only sessions that called this tool (at least `minCalls` times, default 1). */
   tool?: string;
@@ -177,6 +179,7 @@ export function selectSessions(rows: SessionSummary[], options: ListSessionsOpti
       (options.status === undefined || r.status === options.status) &&
       (options.minCost === undefined || r.costUsd >= options.minCost) &&
       (since === undefined || Date.parse(r.lastTs) >= since) &&
+      (options.until === undefined || Date.parse(r.lastTs) <= options.until) &&
       (options.hasErrors !== true || r.errorCount > 0) &&
       (options.tool === undefined || (r.tools?.[options.tool] ?? 0) >= (options.minCalls ?? 1)) &&
       (options.errorCode === undefined || (r as SessionSummary & { errorCodes?: Set<string> }).errorCodes?.has(options.errorCode) === true),

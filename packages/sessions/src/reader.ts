@@ -574,6 +574,7 @@ export class SessionReader {
     if (options.tool !== undefined && (typeof options.tool !== 'string' || options.tool === '')) throw new OptionsError('options.tool', 'must be a non-empty string');
     if (options.errorCode !== undefined && (typeof options.errorCode !== 'string' || options.errorCode === '')) throw new OptionsError('options.errorCode', 'must be a non-empty string');
     checkTime('since', options.since);
+    checkTime('until', options.until);
     if (mode !== 'kafka') {
       try {
         const rows = await this.#listRedis(options, mode === 'redis');
@@ -634,6 +635,7 @@ export class SessionReader {
       if (options.tool !== undefined) narrow(await redis.zrangebyscore(keys.toolSessions(options.tool), options.minCalls ?? 1, '+inf'));
       if (options.errorCode !== undefined) narrow(await redis.zrangebyscore(keys.errorCodeSessions(options.errorCode), 1, '+inf'));
       if (since !== undefined && (candidates !== undefined || !byRecency)) narrow(await redis.zrangebyscore(keys.byActivity(), since, '+inf'));
+      if (options.until !== undefined) narrow(await redis.zrangebyscore(keys.byActivity(), since ?? '-inf', options.until));
       if (options.status !== undefined) narrow(await redis.smembers(keys.byStatus(options.status)));
       if (options.minCost !== undefined && (candidates !== undefined || sort !== 'cost')) narrow(await redis.zrangebyscore(keys.byCost(), options.minCost, '+inf'));
       if (options.hasErrors === true && (candidates !== undefined || sort !== 'errors')) narrow(await redis.zrangebyscore(keys.byErrors(), 1, '+inf'));
@@ -696,6 +698,7 @@ export class SessionReader {
           if (options.status !== undefined && row.status !== options.status) continue;
           if (options.minCost !== undefined && row.costUsd < options.minCost) continue;
           if (since !== undefined && Date.parse(row.lastTs) < since) continue;
+          if (options.until !== undefined && Date.parse(row.lastTs) > options.until) continue;
           if (options.hasErrors === true && row.errorCount === 0) continue;
           rows.push(row);
           if (rows.length >= limit) break;

@@ -15,6 +15,7 @@ import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, repoRoot, 
  * consumer, so the indexes are the ones it keeps.
  */
 const NORMAL = 10_000;
+const OLD = 7;
 const topic = uniqueName('rankings');
 const prefix = `${uniqueName('rankings')}:`;
 const now = Date.now();
@@ -45,6 +46,8 @@ function generate(): void {
   build('sess_old_errors', 'agent-old', T_OLD + 120_000, [start, ...Array.from({ length: 40 }, (_, i) => error(1000 * (i + 1), 'E_RATE')), end(50_000, 'error')]);
   build('sess_old_tools', 'agent-old', T_OLD + 180_000, [start, ...Array.from({ length: 60 }, (_, i) => tool(100 * (i + 1), `t.${i % 30}`))]);
   build('sess_old_loop', 'agent-old', T_OLD + 240_000, [start, ...Array.from({ length: 45 }, (_, i) => tool(100 * (i + 1), 'retry.tool', i % 2 === 0 ? 'error' : 'ok'))]);
+  // A loop that backs off: 25 calls 5 s apart.
+  build('sess_old_backoff', 'agent-old', T_OLD + 300_000, [start, ...Array.from({ length: 25 }, (_, i) => tool(5000 * (i + 1), 'poll.tool'))]);
   // Ends before any ordinary session starts: the oldest by last activity too.
   build('sess_old_long', 'agent-old', T_OLD, [start, end(2 * 3600_000 + 50 * 60_000)]);
   for (let i = 0; i < NORMAL; i++) {
@@ -136,8 +139,8 @@ beforeAll(async () => {
     const t1 = performance.now();
     await eventually('all sessions indexed', async () => {
       seen = await redis.zcard(redisKeys(prefix).byActivity());
-      if (performance.now() - t1 > 90_000) throw new Error(`only ${seen} of ${NORMAL + 6} sessions indexed after 90 s`);
-      return seen === NORMAL + 6;
+      if (performance.now() - t1 > 90_000) throw new Error(`only ${seen} of ${NORMAL + OLD} sessions indexed after 90 s`);
+      return seen === NORMAL + OLD;
     }, 100_000, 250);
     await eventually('all events stored', async () => {
       const ev = await redis.zrange(redisKeys(prefix).byEvents(), 0, -1, 'WITHSCORES');
@@ -148,7 +151,7 @@ beforeAll(async () => {
   } finally {
     await redis.quit();
   }
-  console.log(`rankings: ${all.length} events in ${NORMAL + 6} sessions produced and indexed by the dashboard consumer in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`rankings: ${all.length} events in ${NORMAL + OLD} sessions produced and indexed by the dashboard consumer in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   reader = new SessionReader(settings, { redisConnectTimeoutMs: 2000 });
 }, 180_000);
 
@@ -208,7 +211,7 @@ describe('rankings over every session in Redis', () => {
       [{ sort: 'cost', minCost: 0.008 }, (x) => x.cost >= 0.008],
       [{ sort: 'cost', status: 'active' }, (x) => x.status === 'active'],
     ];
-    expect(t.size).toBe(NORMAL + 6);
+    expect(t.size).toBe(NORMAL + OLD);
     for (const [opts, keep] of cases) {
       const rows = await reader.listSessions({ source: 'redis', limit: 25, ...opts });
       expect(rows.map((r) => r.sessionId), JSON.stringify(opts)).toEqual(expected(opts.sort, 25, keep));
@@ -236,7 +239,7 @@ describe('rankings over every session in Redis', () => {
       figures.push(`${JSON.stringify(opts)}: ${ms.toFixed(1)} ms (${rows.length} rows)`);
       expect(rows.length).toBeGreaterThan(0);
     }
-    console.log(`listSessions over ${NORMAL + 6} sessions:\n  ${figures.join('\n  ')}`);
+    console.log(`listSessions over ${NORMAL + OLD} sessions:\n  ${figures.join('\n  ')}`);
     expect(worst).toBeLessThanOrEqual(500);
   });
 
@@ -262,5 +265,42 @@ describe('rankings over every session in Redis', () => {
     const bad = await runNode(CLI, ['sessions', ...conn, '--min-calls', '3']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--min-calls needs --tool');
+  });
+});
+
+describe('kshark patterns', () => {
+  it('finds the retry loops (with and without backoff), expensive sessions, error bursts and stuck sessions', async () => {
+    const conn = ['--topic', topic, '--redis-prefix', prefix, '--brokers', stack.brokers.join(','), '--redis-url', stack.redisUrl, '--s3-endpoint', stack.s3Endpoint, '--s3-bucket', stack.s3Bucket];
+    const t0 = performance.now();
+    const r = await runNode(CLI, ['patterns', ...conn, '--json', '--retry-calls', '20', '--min-cost', '10', '--burst-errors', '5', '--burst-window', '60', '--stuck-after', '30']);
+    console.log(`kshark patterns over ${NORMAL + OLD} sessions: ${(performance.now() - t0).toFixed(0)} ms (process start included)`);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout) as {
+      format: string;
+      retry_loops: Array<{ session_id: string; tool: string; calls: number; backoff: boolean; failed: number; longest_run: number }>;
+      expensive: Array<{ session_id: string; cost_usd: number }>;
+      error_bursts: Array<{ session_id: string; burst: number }>;
+      stuck: Array<{ session_id: string }>;
+      notes: string[];
+    };
+    expect(doc.format).toBe('kshark.patterns.v1');
+    expect(doc.retry_loops).toEqual([
+      expect.objectContaining({ session_id: 'sess_old_loop', tool: 'retry.tool', calls: 45, longest_run: 45, failed: 23, backoff: false }),
+      expect.objectContaining({ session_id: 'sess_old_backoff', tool: 'poll.tool', calls: 25, longest_run: 25, failed: 0, backoff: true }),
+    ]);
+    expect(doc.expensive.map((e) => [e.session_id, e.cost_usd])).toEqual([['sess_old_cost', 50]]);
+    expect(doc.error_bursts.map((b) => [b.session_id, b.burst])).toEqual([
+      ['sess_old_errors', 40],
+      ['sess_old_loop', 23],
+    ]);
+    const t = truth();
+    const stuck = [...t.values()].filter((x) => x.status === 'active' && x.lastMs <= Date.now() - 30 * 60_000).sort((a, b) => b.lastMs - a.lastMs).map((x) => x.id);
+    expect(doc.stuck.map((s) => s.session_id)).toEqual(stuck);
+    expect(stuck).toEqual(['sess_old_backoff', 'sess_old_loop', 'sess_old_tools', 'sess_old_events']);
+    expect(doc.notes).toEqual([]);
+    const text = await runNode(CLI, ['patterns', ...conn]);
+    expect(text.stdout).toMatch(/sess_old_loop .*retry\.tool ×45 .*no backoff/);
+    expect(text.stdout).toMatch(/sess_old_backoff .*poll\.tool ×25 .*backoff \(median gap 5\.00s\)/);
   });
 });

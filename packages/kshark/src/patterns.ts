@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk';
 import type { AgentEvent } from '@agenttrace/contract';
-import type { SessionReader, SessionSummary } from '@agenttrace/sessions';
+import { SessionNotFoundError, type SessionReader, type SessionSummary } from '@agenttrace/sessions';
 import { formatDuration, safe } from './render.js';
 import { safeJson } from './json-output.js';
 import { LOOP_MAX_MEDIAN_GAP_MS, toolRuns } from './summary.js';
@@ -85,7 +85,18 @@ export async function findPatterns(reader: SessionReader, o: PatternOptions): Pr
     if (rows.length > o.limit) notes.push(`${what}: more than ${o.limit} sessions; the top ${o.limit} are shown (--limit)`);
     return rows.slice(0, o.limit);
   };
-  const events = async (id: string): Promise<AgentEvent[]> => (await reader.read(id, { source: 'redis', restoreOffloads: false })).events;
+  const events = async (id: string): Promise<AgentEvent[]> => {
+    try {
+      return (await reader.read(id, { source: 'redis', restoreOffloads: false })).events;
+    } catch (err) {
+      // Expired between the index read and this one (TTL): nothing left to look at.
+      if (err instanceof SessionNotFoundError) {
+        notes.push(`session ${id} left Redis while being read`);
+        return [];
+      }
+      throw err;
+    }
+  };
 
   const loopRows = cut((await list({ sort: 'max-tool-calls' })).filter((r) => (r.maxToolCalls ?? 0) > o.retryCalls), 'retry loops');
   const retry_loops: RetryLoopFinding[] = [];

@@ -45,6 +45,8 @@ export interface RedisKeys {
   agents(): string;
   /** HASH partition -> next offset to consume, per consumer group and topic. */
   offsets(group: string, topic: string): string;
+  /** SET of the offsets(group, topic) keys written, so readers find them without a SCAN. */
+  offsetKeys(): string;
   /** SET of "<rule>|<session>" alerts already fired (dedup). */
   alertsFired(): string;
   /** LIST of recent alert JSON texts, newest first. */
@@ -77,6 +79,7 @@ export function redisKeys(prefix: string = DEFAULT_REDIS_PREFIX): RedisKeys {
     byAgent: (a) => `${prefix}agent:${a}:sessions`,
     agents: () => `${prefix}agents`,
     offsets: (g, t) => `${prefix}offsets:${g}:${t}`,
+    offsetKeys: () => `${prefix}offset-keys`,
     alertsFired: () => `${prefix}alerts:fired`,
     alertsRecent: () => `${prefix}alerts:recent`,
     updatesChannel: () => `${prefix}updates`,

@@ -223,6 +223,7 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
     k.byStatus('active'),
     k.byStatus('completed'),
     k.byStatus('error'),
+    k.offsetKeys(),
   ];
   const args: Array<string | Buffer> = [''];
   const hs: unknown[] = [];

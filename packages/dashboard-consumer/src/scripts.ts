@@ -8,7 +8,7 @@
  * Applies one batch. KEYS: 1 offsets, 2 by-activity, 3 by-cost, 4 agents, 5 alerts-fired,
  * 6 alerts-recent, 7 alerts-outbox, 8 by-start, 9 by-events, 10 by-errors, 11 by-tool-calls,
  * 12 by-max-tool-calls, 13 by-duration, 14 tool names, 15 error codes, 16/17/18 the active,
- * completed and error status sets, then per session events,
+ * completed and error status sets, 19 the registry of offsets keys, then per session events,
  * meta, tools, kafka index, recent-errors and the by-agent, per-tool and per-error-code indexes
  * it references. The ranking indexes move in this same step, so a redelivered batch (refused as
  * stale above) can never count twice. ARGV[1] is the JSON header built by
@@ -168,6 +168,7 @@ end
 for _, p in ipairs(h.parts) do
   redis.call('HSET', KEYS[1], p[1], p[3])
 end
+redis.call('SADD', KEYS[19], KEYS[1])
 return {'ok', fired, counts}
 `;
 

@@ -47,7 +47,7 @@ const HOW: [RegExp, How][] = [
   [/^(npx )?kdiff compare [^-]\S* [^-]\S*/, { run: [0, 1] }],
   [/^(npx )?kdiff (snapshot|compare) /, { run: [0, 1] }],
   [/kdiff compare "\$SESSION_ID" .*\|\| exit 1/, { run: [0, 1] }],
-  [/^npx kshark (replay|sessions|top)\b/, { run: [0] }],
+  [/^npx kshark (replay|sessions|top|patterns)\b/, { run: [0] }],
   [/^scripts\/stack up && eval/, { run: [0] }],
   [/^npx tsc -b packages\/<name>/, { run: [0], silent: true }],
   [/^npx vitest run packages\/<name>/, { run: [0] }],

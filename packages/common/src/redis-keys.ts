@@ -17,6 +17,28 @@ export interface RedisKeys {
   byActivity(): string;
   /** ZSET session id -> total cost (USD). */
   byCost(): string;
+  /** ZSET session id -> first event time (ms). */
+  byStart(): string;
+  /** ZSET session id -> number of events. */
+  byEvents(): string;
+  /** ZSET session id -> number of errors. */
+  byErrors(): string;
+  /** ZSET session id -> number of tool calls. */
+  byToolCalls(): string;
+  /** ZSET session id -> the most calls of one tool (max over the session's tools hash). */
+  byMaxToolCalls(): string;
+  /** ZSET session id -> last event time minus first event time (ms). */
+  byDuration(): string;
+  /** ZSET session id -> calls of this tool, for every session that called it. */
+  toolSessions(tool: string): string;
+  /** SET of tool names seen (the toolSessions indexes that exist). */
+  toolNames(): string;
+  /** ZSET session id -> errors with this code (the error's `code`), for every session that had one. */
+  errorCodeSessions(code: string): string;
+  /** SET of error codes seen. */
+  errorCodes(): string;
+  /** SET of the session ids in this state (active, completed or error). */
+  byStatus(status: string): string;
   /** ZSET session id -> last event time (ms), per agent. */
   byAgent(agentId: string): string;
   /** SET of agent ids seen. */
@@ -29,6 +51,8 @@ export interface RedisKeys {
    * of the topic they were read from.
    */
   offsetsOwner(group: string, topic: string): string;
+  /** SET of the offsets(group, topic) keys written, so readers find them without a SCAN. */
+  offsetKeys(): string;
   /** SET of "<rule>|<session>" alerts already fired (dedup). */
   alertsFired(): string;
   /** LIST of recent alert JSON texts, newest first. */
@@ -47,10 +71,22 @@ export function redisKeys(prefix: string = DEFAULT_REDIS_PREFIX): RedisKeys {
     kafkaIndex: (s) => `${prefix}session:{${s}}:kafka`,
     byActivity: () => `${prefix}sessions:by-activity`,
     byCost: () => `${prefix}sessions:by-cost`,
+    byStart: () => `${prefix}sessions:by-start`,
+    byEvents: () => `${prefix}sessions:by-events`,
+    byErrors: () => `${prefix}sessions:by-errors`,
+    byToolCalls: () => `${prefix}sessions:by-tool-calls`,
+    byMaxToolCalls: () => `${prefix}sessions:by-max-tool-calls`,
+    byDuration: () => `${prefix}sessions:by-duration`,
+    toolSessions: (t) => `${prefix}tool:${t}:sessions`,
+    toolNames: () => `${prefix}tools`,
+    errorCodeSessions: (c) => `${prefix}error-code:${c}:sessions`,
+    errorCodes: () => `${prefix}error-codes`,
+    byStatus: (st) => `${prefix}sessions:status:${st}`,
     byAgent: (a) => `${prefix}agent:${a}:sessions`,
     agents: () => `${prefix}agents`,
     offsets: (g, t) => `${prefix}offsets:${g}:${t}`,
     offsetsOwner: (g, t) => `${prefix}offsets-owner:${g}:${t}`,
+    offsetKeys: () => `${prefix}offset-keys`,
     alertsFired: () => `${prefix}alerts:fired`,
     alertsRecent: () => `${prefix}alerts:recent`,
     updatesChannel: () => `${prefix}updates`,

@@ -94,6 +94,7 @@ interface SessionAgg {
   agents: Map<string, number>;
   ft: string;
   lt: string;
+  fms: number;
   lms: number;
   st: 'completed' | 'error' | undefined;
   cs: string;
@@ -103,6 +104,7 @@ interface SessionAgg {
   ec: number;
   tc: number;
   tools: Map<string, number>;
+  codes: Map<string, number>;
   p: number;
   fo: number;
   lo: number;
@@ -111,6 +113,16 @@ interface SessionAgg {
 
 // session_end with status error closes a failed session; it is not one more error.
 const isError = (e: AgentEvent): boolean => e.event_type === 'error' || (e.status === 'error' && e.event_type !== 'session_end');
+
+const MAX_CODE = 200;
+
+/** The code of an error event's recorded error, as text (undefined when it has none). */
+export function errorCodeOf(e: AgentEvent): string | undefined {
+  const c = e.payload.error?.code;
+  if ((typeof c !== 'string' || c === '') && (typeof c !== 'number' || !Number.isFinite(c))) return undefined;
+  // The code becomes part of a key name: keep it bounded.
+  return String(c).slice(0, MAX_CODE);
+}
 
 /**
  * Groups a batch by session and precomputes every aggregate, so the script does one write per
@@ -141,6 +153,7 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
         agents: new Map(),
         ft: e.timestamp,
         lt: e.timestamp,
+        fms: ms,
         lms: ms,
         st: undefined,
         cs: '',
@@ -150,6 +163,7 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
         ec: 0,
         tc: 0,
         tools: new Map(),
+        codes: new Map(),
         p: r.partition,
         fo: r.offset,
         lo: r.offset,
@@ -160,7 +174,10 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
     s.texts.push(r.value);
     s.agents.set(e.agent_id, Math.max(s.agents.get(e.agent_id) ?? 0, ms));
     // Timestamps share one fixed-width UTC format (the schema's pattern), so strings compare as times.
-    if (e.timestamp < s.ft) s.ft = e.timestamp;
+    if (e.timestamp < s.ft) {
+      s.ft = e.timestamp;
+      s.fms = ms;
+    }
     if (e.timestamp > s.lt) {
       s.lt = e.timestamp;
       s.lms = ms;
@@ -175,6 +192,8 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
     if (isError(e)) {
       s.ec += 1;
       s.et.push(ms);
+      const code = errorCodeOf(e);
+      if (code !== undefined) s.codes.set(code, (s.codes.get(code) ?? 0) + 1);
     }
     if (e.event_type === 'tool_call') {
       s.tc += 1;
@@ -186,7 +205,29 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
   }
 
   const k = ctx.keys;
-  const keys: string[] = [k.offsets(ctx.group, ctx.topic), k.byActivity(), k.byCost(), k.agents(), k.alertsFired(), k.alertsRecent(), alertsOutboxKey(prefix), k.offsetsOwner(ctx.group, ctx.topic)];
+  // The order is the script's KEYS layout (see APPLY_BATCH).
+  const keys: string[] = [
+    k.offsets(ctx.group, ctx.topic),
+    k.byActivity(),
+    k.byCost(),
+    k.agents(),
+    k.alertsFired(),
+    k.alertsRecent(),
+    alertsOutboxKey(prefix),
+    k.byStart(),
+    k.byEvents(),
+    k.byErrors(),
+    k.byToolCalls(),
+    k.byMaxToolCalls(),
+    k.byDuration(),
+    k.toolNames(),
+    k.errorCodes(),
+    k.byStatus('active'),
+    k.byStatus('completed'),
+    k.byStatus('error'),
+    k.offsetKeys(),
+    k.offsetsOwner(ctx.group, ctx.topic),
+  ];
   const args: Array<string | Buffer> = [''];
   const hs: unknown[] = [];
   let eventCount = 0;
@@ -198,6 +239,17 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
       agentRefs.push([keys.length + 1, agent, ms]);
       keys.push(k.byAgent(agent));
     }
+    // Per tool and error code: [name, count, KEYS index of its sessions index].
+    const toolRefs: Array<[string, number, number]> = [];
+    for (const [tool, n] of s.tools) {
+      toolRefs.push([tool, n, keys.length + 1]);
+      keys.push(k.toolSessions(tool));
+    }
+    const codeRefs: Array<[string, number, number]> = [];
+    for (const [code, n] of s.codes) {
+      codeRefs.push([code, n, keys.length + 1]);
+      keys.push(k.errorCodeSessions(code));
+    }
     for (const t of s.texts) args.push(t);
     eventCount += s.texts.length;
     const h: Record<string, unknown> = {
@@ -208,6 +260,7 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
       ag: agentRefs,
       ft: s.ft,
       lt: s.lt,
+      fms: s.fms,
       lms: s.lms,
       cs: s.cs,
       it: s.it,
@@ -216,7 +269,8 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
       c: String(Math.round(s.cost * 1e9) / 1e9),
       ec: s.ec,
       tc: s.tc,
-      tools: [...s.tools],
+      tools: toolRefs,
+      codes: codeRefs,
       p: s.p,
       fo: String(s.fo),
       lo: String(s.lo),

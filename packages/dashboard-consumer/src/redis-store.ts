@@ -165,9 +165,12 @@ export class RedisStore {
     const k = this.keys;
     const ids = await this.#redis.zrangebyscore(k.byActivity(), '-inf', cutoffMs, 'LIMIT', 0, limit);
     if (ids.length === 0) return 0;
-    const agents = await this.#redis.smembers(k.agents());
+    const [agents, tools, codes] = await Promise.all([this.#redis.smembers(k.agents()), this.#redis.smembers(k.toolNames()), this.#redis.smembers(k.errorCodes())]);
     const m = this.#redis.multi();
-    m.zrem(k.byCost(), ...ids);
+    for (const z of [k.byCost(), k.byStart(), k.byEvents(), k.byErrors(), k.byToolCalls(), k.byMaxToolCalls(), k.byDuration()]) m.zrem(z, ...ids);
+    for (const t of tools) m.zrem(k.toolSessions(t), ...ids);
+    for (const c of codes) m.zrem(k.errorCodeSessions(c), ...ids);
+    for (const st of ['active', 'completed', 'error']) m.srem(k.byStatus(st), ...ids);
     m.zrem(k.byActivity(), ...ids);
     for (const a of agents) m.zremrangebyscore(k.byAgent(a), '-inf', cutoffMs);
     await m.exec();

@@ -6,9 +6,13 @@
 
 /**
  * Applies one batch. KEYS: 1 offsets, 2 by-activity, 3 by-cost, 4 agents, 5 alerts-fired,
- * 6 alerts-recent, 7 alerts-outbox, 8 offsets owner, then per session events, meta, tools,
- * kafka index, recent-errors and the by-agent indexes it references. ARGV[1] is the JSON header
- * built by buildPlan; ARGV[2..] are the event texts, session by session.
+ * 6 alerts-recent, 7 alerts-outbox, 8 by-start, 9 by-events, 10 by-errors, 11 by-tool-calls,
+ * 12 by-max-tool-calls, 13 by-duration, 14 tool names, 15 error codes, 16/17/18 the active,
+ * completed and error status sets, 19 the registry of offsets keys, 20 the offsets owner, then per session events,
+ * meta, tools, kafka index, recent-errors and the by-agent, per-tool and per-error-code indexes
+ * it references. The ranking indexes move in this same step, so a redelivered batch (refused as
+ * stale above) can never count twice. ARGV[1] is the JSON header built by
+ * buildPlan; ARGV[2..] are the event texts, session by session.
  *
  * Returns {'foreign', cluster_id, topic_id} without writing anything when the stored offsets
  * belong to another cluster or topic than the header's owner (h.own): comparing offsets of two
@@ -19,10 +23,10 @@
 export const APPLY_BATCH = `
 local h = cjson.decode(ARGV[1])
 if h.own then
-  local o = redis.call('HMGET', KEYS[8], 'cluster_id', 'topic_id')
+  local o = redis.call('HMGET', KEYS[20], 'cluster_id', 'topic_id')
   if not o[1] and not o[2] then
     -- The owner record was removed from outside while running: the offsets written from now on are ours.
-    redis.call('HSET', KEYS[8], 'cluster_id', h.own[1], 'topic_id', h.own[2], 'stamped_at', h.at)
+    redis.call('HSET', KEYS[20], 'cluster_id', h.own[1], 'topic_id', h.own[2], 'stamped_at', h.at)
   elseif o[1] ~= h.own[1] or o[2] ~= h.own[2] then
     return {'foreign', o[1] or '', o[2] or ''}
   end
@@ -75,6 +79,10 @@ for _, s in ipairs(h.s) do
   if not cur[2] or s.lt > cur[2] then upd[#upd + 1] = 'last_ts'; upd[#upd + 1] = s.lt; lastTs = s.lt end
   if s.st then upd[#upd + 1] = 'status'; upd[#upd + 1] = s.st
   elseif not cur[3] then upd[#upd + 1] = 'status'; upd[#upd + 1] = 'active' end
+  local statusKey = {active = KEYS[16], completed = KEYS[17], error = KEYS[18]}
+  local newStatus = s.st or cur[3] or 'active'
+  if cur[3] and cur[3] ~= newStatus and statusKey[cur[3]] then redis.call('SREM', statusKey[cur[3]], s.id) end
+  redis.call('SADD', statusKey[newStatus], s.id)
   local agent = cur[4]
   if not agent then agent = s.a; upd[#upd + 1] = 'agent_id'; upd[#upd + 1] = s.a end
   redis.call('HSET', kMeta, unpack(upd))
@@ -83,8 +91,16 @@ for _, s in ipairs(h.s) do
   local fresh = count == s.n
   if fresh or s.it > 0 then redis.call('HINCRBY', kMeta, 'input_tokens', s.it) end
   if fresh or s.ot > 0 then redis.call('HINCRBY', kMeta, 'output_tokens', s.ot) end
-  if fresh or s.ec > 0 then redis.call('HINCRBY', kMeta, 'error_count', s.ec) end
-  if fresh or s.tc > 0 then redis.call('HINCRBY', kMeta, 'tool_calls', s.tc) end
+  -- Every session is in every ranking index (score 0 included), so a filtered ranking misses none.
+  redis.call('ZADD', KEYS[9], count, s.id)
+  local ec
+  if fresh or s.ec > 0 then ec = redis.call('HINCRBY', kMeta, 'error_count', s.ec)
+  else ec = tonumber(redis.call('HGET', kMeta, 'error_count') or '0') end
+  redis.call('ZADD', KEYS[10], ec, s.id)
+  local tc
+  if fresh or s.tc > 0 then tc = redis.call('HINCRBY', kMeta, 'tool_calls', s.tc)
+  else tc = tonumber(redis.call('HGET', kMeta, 'tool_calls') or '0') end
+  redis.call('ZADD', KEYS[11], tc, s.id)
   -- The cost index and rule only move when the cost does.
   local cost = nil
   if fresh or s.c ~= '0' then
@@ -92,6 +108,9 @@ for _, s in ipairs(h.s) do
     redis.call('ZADD', KEYS[3], tonumber(cost), s.id)
   end
   redis.call('ZADD', KEYS[2], 'GT', s.lms, s.id)
+  redis.call('ZADD', KEYS[8], 'LT', s.fms, s.id)
+  local span = tonumber(redis.call('ZSCORE', KEYS[2], s.id)) - tonumber(redis.call('ZSCORE', KEYS[8], s.id))
+  redis.call('ZADD', KEYS[13], math.max(0, span), s.id)
   for _, ag in ipairs(s.ag) do
     redis.call('ZADD', KEYS[ag[1]], 'GT', ag[3], s.id)
   end
@@ -102,9 +121,19 @@ for _, s in ipairs(h.s) do
   end
 
   local toolHit = nil
+  local most = 0
   for _, t in ipairs(s.tools) do
     local n = redis.call('HINCRBY', kTools, t[1], t[2])
+    if n > most then most = n end
+    redis.call('ZADD', KEYS[t[3]], n, s.id)
+    redis.call('SADD', KEYS[14], t[1])
     if r.tool and n > r.tool and not toolHit then toolHit = {t[1], n} end
+  end
+  -- GT: a tool not in this batch may already have more calls than any that is.
+  redis.call('ZADD', KEYS[12], 'GT', most, s.id)
+  for _, c in ipairs(s.codes) do
+    redis.call('ZINCRBY', KEYS[c[3]], c[2], s.id)
+    redis.call('SADD', KEYS[15], c[1])
   end
   if #s.et > 0 and r.errN then
     for _, ms in ipairs(s.et) do redis.call('LPUSH', kErr, ms) end
@@ -150,6 +179,7 @@ end
 for _, p in ipairs(h.parts) do
   redis.call('HSET', KEYS[1], p[1], p[3])
 end
+redis.call('SADD', KEYS[19], KEYS[1])
 return {'ok', fired, counts}
 `;
 

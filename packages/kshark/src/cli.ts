@@ -8,6 +8,7 @@ import { grepFlag, listFlag } from './options.js';
 import { makeChalk } from './render.js';
 import { runReplay, type ReplayOutput } from './replay.js';
 import { sessionsJson, sessionsTable } from './sessions-list.js';
+import { findPatterns, patternsJson, patternsText } from './patterns.js';
 
 
 interface SharedFlags {
@@ -170,7 +171,11 @@ ${SETTINGS_HELP}`,
       .addOption(new Option('--status <status>', 'only sessions in this state').choices(['active', 'completed', 'error']))
       .option('--since <time>', 'only sessions active at or after this time (ISO-8601, epoch ms, or relative: -1h)')
       .option('--min-cost <usd>', 'only sessions that cost at least this much (USD)')
-      .addOption(new Option('--sort <key>', 'sort order (descending)').choices([...SESSION_SORTS]).default('last'))
+      .option('--tool <name>', 'only sessions that called this tool')
+      .option('--min-calls <n>', 'with --tool: only sessions that called it at least n times')
+      .option('--has-errors', 'only sessions with at least one error (whatever their status)')
+      .option('--error-code <code>', 'only sessions with an error carrying this code')
+      .addOption(new Option('--sort <key>', 'rank by (descending): last/recent activity, start, cost, events, errors, tool-calls, max-tool-calls (most calls of one tool), duration').choices([...SESSION_SORTS]).default('last'))
       .option('--limit <n>', 'rows to show', '50')
       .addOption(new Option('--source <source>', 'where to list from').choices(['auto', 'redis', 'kafka']).default('auto'))
       .option('--json', 'one JSON document (format kshark.sessions.v1, see docs/kshark.md)'),
@@ -182,24 +187,38 @@ Examples:
   kshark sessions
   kshark sessions --status error --since -1h
   kshark sessions --agent invoice-agent --min-cost 0.05 --sort cost
+  kshark sessions --sort max-tool-calls --limit 5
+  kshark sessions --tool stripe.create_invoice --min-calls 100 --sort tool-calls
+  kshark sessions --has-errors --since -1h --sort errors
   kshark sessions --json | jq -r '.sessions[].session_id'
 
+From Redis, every ranking and filter covers every session the dashboard consumer holds (its
+indexes, see docs/dashboard-consumer.md). Without Redis, a bounded scan of the topic's tail.
 A "+" after an event count means the Kafka scan did not reach the session's start.
 
 ${EXIT_CODES_HELP}
 
 ${SETTINGS_HELP}`,
     )
-    .action(async (flags: SharedFlags & { agent?: string; status?: SessionStatus; since?: string; minCost?: string; sort: SessionSort; limit: string; source: 'auto' | 'redis' | 'kafka'; json?: boolean }) => {
+    .action(async (flags: SharedFlags & { agent?: string; status?: SessionStatus; since?: string; minCost?: string; tool?: string; minCalls?: string; hasErrors?: boolean; errorCode?: string; sort: SessionSort; limit: string; source: 'auto' | 'redis' | 'kafka'; json?: boolean }) => {
       const limit = Number(flags.limit);
       if (!Number.isInteger(limit) || limit <= 0) throw new UsageError(`--limit must be a positive integer, got "${flags.limit}"`);
       const minCost = flags.minCost === undefined ? undefined : Number(flags.minCost);
       if (minCost !== undefined && !Number.isFinite(minCost)) throw new UsageError(`--min-cost must be a number of USD, got "${flags.minCost}"`);
+      const minCalls = flags.minCalls === undefined ? undefined : Number(flags.minCalls);
+      if (minCalls !== undefined && (!Number.isInteger(minCalls) || minCalls <= 0)) throw new UsageError(`--min-calls must be a positive integer, got "${flags.minCalls}"`);
+      if (minCalls !== undefined && flags.tool === undefined) throw new UsageError('--min-calls needs --tool NAME');
+      if (flags.tool === '') throw new UsageError('--tool needs a tool name');
+      if (flags.errorCode === '') throw new UsageError('--error-code needs a code');
       const since = time(flags.since, '--since');
       const settings = settingsFrom(flags);
       const reader = new SessionReader(settings);
       try {
         const opts: ListSessionsOptions = { source: flags.source, sort: flags.sort, limit };
+        if (flags.tool !== undefined) opts.tool = flags.tool;
+        if (minCalls !== undefined) opts.minCalls = minCalls;
+        if (flags.hasErrors === true) opts.hasErrors = true;
+        if (flags.errorCode !== undefined) opts.errorCode = flags.errorCode;
         if (flags.agent !== undefined) opts.agent = flags.agent;
         if (flags.status !== undefined) opts.status = flags.status;
         if (since !== undefined) opts.since = since;
@@ -207,7 +226,64 @@ ${SETTINGS_HELP}`,
         const rows = await reader.listSessions(opts);
         const source = rows[0]?.source ?? (flags.source === 'auto' ? 'none' : flags.source);
         if (flags.json) process.stdout.write(`${sessionsJson(rows, source)}\n`);
-        else process.stdout.write(`${sessionsTable(rows, makeChalk(useColor(flags, process.stdout))).join('\n')}\n`);
+        else {
+          const extras = { tools: flags.sort === 'tool-calls' || flags.sort === 'max-tool-calls' || flags.tool !== undefined, duration: flags.sort === 'duration' };
+          process.stdout.write(`${sessionsTable(rows, makeChalk(useColor(flags, process.stdout)), Date.now(), extras).join('\n')}\n`);
+        }
+      } finally {
+        await reader.close();
+      }
+    });
+
+  shared(
+    p
+      .command('patterns')
+      .description('Sessions that match the known failure patterns: retry loops, expensive sessions, error bursts, stuck sessions (from Redis).')
+      .option('--retry-calls <n>', 'retry loop: one tool called more than n times', '20')
+      .option('--min-cost <usd>', 'expensive: cost above this (USD)', '10')
+      .option('--burst-errors <n>', 'error burst: at least n errors ...', '5')
+      .option('--burst-window <seconds>', '... within this many seconds', '60')
+      .option('--stuck-after <minutes>', 'stuck: still active and no event for this many minutes', '10')
+      .option('--limit <n>', 'sessions per pattern', '20')
+      .option('--json', 'one JSON document (format kshark.patterns.v1, see docs/kshark.md)'),
+  )
+    .addHelpText(
+      'after',
+      `
+Answers from the dashboard consumer's Redis indexes (the hot window, every session Redis holds).
+A retry loop says whether the attempts backed off (median gap between back-to-back calls above 2 s).
+
+Examples:
+  kshark patterns
+  kshark patterns --retry-calls 100 --min-cost 5 --stuck-after 30
+  kshark patterns --json | jq -r '.retry_loops[].session_id'
+
+${EXIT_CODES_HELP}
+
+${SETTINGS_HELP}`,
+    )
+    .action(async (flags: SharedFlags & { retryCalls: string; minCost: string; burstErrors: string; burstWindow: string; stuckAfter: string; limit: string; json?: boolean }) => {
+      const int = (v: string, flag: string, min: number): number => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer >= ${min}, got "${v}"`);
+        return n;
+      };
+      const cost = Number(flags.minCost);
+      if (!Number.isFinite(cost) || cost < 0) throw new UsageError(`--min-cost must be a number of USD >= 0, got "${flags.minCost}"`);
+      const opts = {
+        retryCalls: int(flags.retryCalls, '--retry-calls', 1),
+        costUsd: cost,
+        burstErrors: int(flags.burstErrors, '--burst-errors', 2),
+        burstWindowMs: int(flags.burstWindow, '--burst-window', 1) * 1000,
+        stuckMs: int(flags.stuckAfter, '--stuck-after', 1) * 60_000,
+        limit: int(flags.limit, '--limit', 1),
+        now: Date.now(),
+      };
+      const reader = new SessionReader(settingsFrom(flags));
+      try {
+        const report = await findPatterns(reader, opts);
+        if (flags.json) process.stdout.write(`${patternsJson(report)}\n`);
+        else process.stdout.write(`${patternsText(report, makeChalk(useColor(flags, process.stdout))).join('\n')}\n`);
       } finally {
         await reader.close();
       }

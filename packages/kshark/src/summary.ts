@@ -30,7 +30,7 @@ export interface RetryLoop {
 /** At least this many consecutive calls of one tool count as a loop. */
 const LOOP_MIN_CALLS = 10;
 /** Median gap below this means no meaningful backoff between attempts. */
-const LOOP_MAX_MEDIAN_GAP_MS = 2000;
+export const LOOP_MAX_MEDIAN_GAP_MS = 2000;
 
 function median(values: number[]): number {
   if (values.length === 0) return 0;
@@ -38,25 +38,25 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Runs of the same tool called back to back by the same agent (other event types in between do not break a run). */
-export function findRetryLoops(events: AgentEvent[]): RetryLoop[] {
+/**
+ * Runs of at least `minCalls` calls of the same tool back to back by the same agent (other event
+ * types in between do not break a run), with or without backoff between them.
+ */
+export function toolRuns(events: AgentEvent[], minCalls = LOOP_MIN_CALLS): RetryLoop[] {
   const out: RetryLoop[] = [];
   let run: AgentEvent[] = [];
   const flush = () => {
-    if (run.length >= LOOP_MIN_CALLS) {
+    if (run.length >= minCalls) {
       const times = run.map((e) => Date.parse(e.timestamp));
       const gaps = times.slice(1).map((t, i) => t - times[i]!);
-      const gap = median(gaps);
-      if (gap <= LOOP_MAX_MEDIAN_GAP_MS) {
-        out.push({
-          tool: String(run[0]!.payload.tool),
-          calls: run.length,
-          failed: run.filter((e) => e.status === 'error').length,
-          span_ms: times[times.length - 1]! - times[0]!,
-          median_gap_ms: gap,
-          first_seq: run[0]!.seq,
-        });
-      }
+      out.push({
+        tool: String(run[0]!.payload.tool),
+        calls: run.length,
+        failed: run.filter((e) => e.status === 'error').length,
+        span_ms: times[times.length - 1]! - times[0]!,
+        median_gap_ms: median(gaps),
+        first_seq: run[0]!.seq,
+      });
     }
     run = [];
   };
@@ -68,6 +68,11 @@ export function findRetryLoops(events: AgentEvent[]): RetryLoop[] {
   }
   flush();
   return out;
+}
+
+/** Runs of one tool with no meaningful backoff between attempts: the signature of a retry loop. */
+export function findRetryLoops(events: AgentEvent[]): RetryLoop[] {
+  return toolRuns(events).filter((r) => r.median_gap_ms <= LOOP_MAX_MEDIAN_GAP_MS);
 }
 
 export function sessionStats(events: AgentEvent[]): SessionStats {

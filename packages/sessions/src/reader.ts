@@ -19,7 +19,7 @@ import { partitionForKey, type AgentEvent } from '@agenttrace/contract';
 import { loadArchiveReader } from './archive-source.js';
 import { SessionNotFoundError, SourceUnavailableError, type SessionSource } from './errors.js';
 import { assertKafkaReachable, closeConsumer, consumeBatch, openConsumer, pickSessionRecords, scanPartition, type ScannedEvent } from './kafka-scan.js';
-import { SummaryBuilder, selectSessions, type ListSessionsOptions, type SessionSummary } from './list.js';
+import { mostCalled, SESSION_SORTS, SummaryBuilder, selectSessions, type ListSessionsOptions, type SessionSort, type SessionSummary } from './list.js';
 import { resolveSessionReaderOptions, type ResolvedSessionReaderOptions, type SessionReaderOptions } from './options.js';
 import { connectRedis, consumerOffset, decodeMeta, readEventTexts, readKafkaIndex, redisFailure, type KafkaIndex } from './redis-source.js';
 import { seqAnomalies } from './seq.js';
@@ -569,6 +569,13 @@ export class SessionReader {
     const mode = options.source ?? 'auto';
     if (!['auto', 'redis', 'kafka'].includes(mode)) throw new OptionsError('options.source', `must be auto, redis or kafka, got "${String(mode)}"`);
     if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit <= 0)) throw new OptionsError('options.limit', 'must be a positive integer');
+    if (options.sort !== undefined && !SESSION_SORTS.includes(options.sort)) throw new OptionsError('options.sort', `must be one of ${SESSION_SORTS.join(', ')}, got "${String(options.sort)}"`);
+    if (options.minCalls !== undefined && (!Number.isInteger(options.minCalls) || options.minCalls <= 0)) throw new OptionsError('options.minCalls', 'must be a positive integer');
+    if (options.minCalls !== undefined && options.tool === undefined) throw new OptionsError('options.minCalls', 'needs options.tool');
+    if (options.tool !== undefined && (typeof options.tool !== 'string' || options.tool === '')) throw new OptionsError('options.tool', 'must be a non-empty string');
+    if (options.errorCode !== undefined && (typeof options.errorCode !== 'string' || options.errorCode === '')) throw new OptionsError('options.errorCode', 'must be a non-empty string');
+    checkTime('since', options.since);
+    checkTime('until', options.until);
     if (mode !== 'kafka') {
       try {
         const rows = await this.#listRedis(options, mode === 'redis');
@@ -580,41 +587,139 @@ export class SessionReader {
     return this.#listKafka(options);
   }
 
+  /** The Redis index a sort ranks by: every session in Redis is in it, so the ranking needs no candidate cap. */
+  #sortIndex(sort: SessionSort): string {
+    const k = this.#keys;
+    switch (sort) {
+      case 'start':
+        return k.byStart();
+      case 'cost':
+        return k.byCost();
+      case 'events':
+        return k.byEvents();
+      case 'errors':
+        return k.byErrors();
+      case 'tool-calls':
+        return k.byToolCalls();
+      case 'max-tool-calls':
+        return k.byMaxToolCalls();
+      case 'duration':
+        return k.byDuration();
+      default:
+        return k.byActivity();
+    }
+  }
+
+  /**
+   * Ranks over every session in Redis, exactly: each filter has an index (agent, tool, error
+   * code, time range, status, cost, errors) that narrows the candidates, which are then ordered
+   * by their scores in the sort index; without filters the sort index is read from the top.
+   * Meta hashes are read only for the rows returned (and for sessions whose keys expired).
+   * Ties are in descending session id order (the sorted set's own order).
+   */
   async #listRedis(options: ListSessionsOptions, forced: boolean): Promise<SessionSummary[] | undefined> {
     const redis = await this.#redisClient();
     const keys = this.#keys;
     try {
       if (!forced && (await redis.exists(keys.byActivity())) === 0) return undefined;
-      const zkey = options.agent !== undefined ? keys.byAgent(options.agent) : keys.byActivity();
-      // Enough candidates for the filters to still fill `limit` rows, bounded.
-      const cap = Math.min(10_000, Math.max(1000, (options.limit ?? 50) * 20));
-      const ids = await redis.zrevrangebyscore(zkey, '+inf', options.since ?? '-inf', 'LIMIT', 0, cap);
-      if (ids.length === 0) return [];
-      const pipe = redis.pipeline();
-      for (const id of ids) pipe.hgetall(keys.meta(id));
-      const replies = (await pipe.exec()) ?? [];
-      const rows: SessionSummary[] = [];
-      for (const [err, h] of replies) {
-        if (err || !h) continue;
-        const m = decodeMeta(h as Record<string, string>);
-        if (!m) continue;
-        rows.push({
-          sessionId: m.session_id,
-          agentId: m.agent_id,
-          firstTs: m.first_ts,
-          lastTs: m.last_ts,
-          eventCount: m.event_count,
-          status: m.status,
-          costUsd: m.cost_usd,
-          inputTokens: m.input_tokens,
-          outputTokens: m.output_tokens,
-          errorCount: m.error_count,
-          toolCalls: m.tool_calls,
-          currentStep: m.current_step,
-          source: 'redis',
-        });
+      const sort = options.sort ?? 'last';
+      const byRecency = sort === 'last' || sort === 'recent';
+      const zkey = this.#sortIndex(sort);
+      const limit = options.limit ?? 50;
+      const since = options.since;
+      let candidates: Set<string> | undefined;
+      const narrow = (ids: string[]): void => {
+        const prev = candidates;
+        candidates = new Set(prev ? ids.filter((id) => prev.has(id)) : ids);
+      };
+      if (options.agent !== undefined) narrow(await redis.zrange(keys.byAgent(options.agent), 0, -1));
+      if (options.tool !== undefined) narrow(await redis.zrangebyscore(keys.toolSessions(options.tool), options.minCalls ?? 1, '+inf'));
+      if (options.errorCode !== undefined) narrow(await redis.zrangebyscore(keys.errorCodeSessions(options.errorCode), 1, '+inf'));
+      if (since !== undefined && (candidates !== undefined || !byRecency)) narrow(await redis.zrangebyscore(keys.byActivity(), since, '+inf'));
+      if (options.until !== undefined) narrow(await redis.zrangebyscore(keys.byActivity(), since ?? '-inf', options.until));
+      if (options.status !== undefined) narrow(await redis.smembers(keys.byStatus(options.status)));
+      if (options.minCost !== undefined && (candidates !== undefined || sort !== 'cost')) narrow(await redis.zrangebyscore(keys.byCost(), options.minCost, '+inf'));
+      if (options.hasErrors === true && (candidates !== undefined || sort !== 'errors')) narrow(await redis.zrangebyscore(keys.byErrors(), 1, '+inf'));
+
+      let pages: AsyncGenerator<string[]>;
+      // Every filter narrowed the candidates already: a page beyond `limit` only covers sessions whose keys expired.
+      const pageSize = limit + 20;
+      if (candidates !== undefined) {
+        const ids = [...candidates];
+        const scored: Array<[string, number]> = [];
+        for (let i = 0; i < ids.length; i += 5000) {
+          const part = ids.slice(i, i + 5000);
+          const scores = await redis.zmscore(zkey, ...part);
+          // A session missing from the sort index (written before it existed) ranks last.
+          part.forEach((id, j) => scored.push([id, scores[j] === null || scores[j] === undefined ? Number.NEGATIVE_INFINITY : Number(scores[j])]));
+        }
+        scored.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0));
+        pages = (async function* () {
+          for (let i = 0; i < scored.length; i += pageSize) yield scored.slice(i, i + pageSize).map(([id]) => id);
+        })();
+      } else {
+        const min = byRecency && since !== undefined ? since : options.hasErrors === true && sort === 'errors' ? 1 : options.minCost !== undefined && sort === 'cost' ? options.minCost : '-inf';
+        pages = (async function* () {
+          for (let offset = 0; ; offset += pageSize) {
+            const ids = await redis.zrevrangebyscore(zkey, '+inf', min, 'LIMIT', offset, pageSize);
+            if (ids.length > 0) yield ids;
+            if (ids.length < pageSize) return;
+          }
+        })();
       }
-      return selectSessions(rows, options);
+
+      const rows: SessionSummary[] = [];
+      for await (const ids of pages) {
+        const pipe = redis.pipeline();
+        for (const id of ids) pipe.hgetall(keys.meta(id));
+        const replies = (await pipe.exec()) ?? [];
+        for (const [err, h] of replies) {
+          if (err || !h) continue;
+          const m = decodeMeta(h as Record<string, string>);
+          if (!m) continue;
+          const row: SessionSummary = {
+            sessionId: m.session_id,
+            agentId: m.agent_id,
+            firstTs: m.first_ts,
+            lastTs: m.last_ts,
+            eventCount: m.event_count,
+            status: m.status,
+            costUsd: m.cost_usd,
+            inputTokens: m.input_tokens,
+            outputTokens: m.output_tokens,
+            errorCount: m.error_count,
+            toolCalls: m.tool_calls,
+            durationMs: Math.max(0, Date.parse(m.last_ts) - Date.parse(m.first_ts)) || 0,
+            maxToolCalls: 0,
+            maxTool: '',
+            tools: {},
+            currentStep: m.current_step,
+            source: 'redis',
+          };
+          if (options.status !== undefined && row.status !== options.status) continue;
+          if (options.minCost !== undefined && row.costUsd < options.minCost) continue;
+          if (since !== undefined && Date.parse(row.lastTs) < since) continue;
+          if (options.until !== undefined && Date.parse(row.lastTs) > options.until) continue;
+          if (options.hasErrors === true && row.errorCount === 0) continue;
+          rows.push(row);
+          if (rows.length >= limit) break;
+        }
+        if (rows.length >= limit) break;
+      }
+      // Per-tool counts only for the rows shown.
+      const pipe = redis.pipeline();
+      for (const r of rows) pipe.hgetall(keys.tools(r.sessionId));
+      const tools = (await pipe.exec()) ?? [];
+      rows.forEach((r, i) => {
+        const h = (tools[i]?.[1] ?? {}) as Record<string, string>;
+        const counts: Record<string, number> = {};
+        for (const [name, n] of Object.entries(h)) counts[name] = Number(n);
+        r.tools = counts;
+        const most = mostCalled(counts);
+        r.maxToolCalls = most.calls;
+        r.maxTool = most.tool;
+      });
+      return rows;
     } catch (err) {
       throw redisFailure(this.#settings.redisUrl, 'listing sessions', err);
     }

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { describeRedisUrl, errorMessage, type RedisKeys, type SessionMeta } from '@agenttrace/common';
+import { describeRedisUrl, errorMessage, redisKeys, type RedisKeys, type SessionMeta } from '@agenttrace/common';
 import { SourceUnavailableError } from './errors.js';
 
 /** Where the dashboard consumer saw the session in Kafka. */
@@ -87,6 +87,18 @@ function escapeGlob(text: string): string {
  * to tell whether a consumer is keeping the Redis timeline up to date. Bounded SCAN.
  */
 export async function consumerOffset(redis: Redis, prefix: string, topic: string, partition: number): Promise<number | undefined> {
+  // The dashboard consumer registers its offsets keys: a bounded SCAN can miss them on a Redis
+  // holding many sessions' keys.
+  const registered = (await redis.smembers(redisKeys(prefix).offsetKeys())).filter((k) => k.startsWith(`${prefix}offsets:`) && k.endsWith(`:${topic}`));
+  if (registered.length > 0) {
+    let best: number | undefined;
+    for (const k of registered) {
+      const v = await redis.hget(k, String(partition));
+      if (v !== null && (best === undefined || Number(v) > best)) best = Number(v);
+    }
+    if (best !== undefined) return best;
+  }
+  // Written by a consumer that does not register its keys yet.
   const pattern = `${escapeGlob(prefix)}offsets:*:${escapeGlob(topic)}`;
   let cursor = '0';
   let best: number | undefined;

@@ -3,7 +3,7 @@
 // benchmarks, sources, compiler caches), and package.json says where it comes from, which Node it
 // needs, that it is public, and depends on exactly the packages its code loads.
 import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -114,5 +114,19 @@ describe.each(workspaces)('$dir', ({ dir, pkg }) => {
     const declared = Object.keys(pkg.dependencies ?? {});
     expect([...loaded].filter((d) => !declared.includes(d)).sort(), 'loaded but not declared').toEqual([]);
     expect(declared.filter((d) => !loaded.has(d) && !text.includes(`'${d}'`)).sort(), 'declared but never loaded').toEqual([]);
+  });
+});
+
+describe('command-line entry points', () => {
+  it('end through exitWhenDrained, never a bare process.exit() that would cut piped output', () => {
+    const offenders: string[] = [];
+    for (const dir of readdirSync(join(root, 'packages'))) {
+      const cli = join(root, 'packages', dir, 'src', 'cli.ts');
+      if (!existsSync(cli)) continue;
+      const text = readFileSync(cli, 'utf8');
+      if (/\bprocess\.exit\(/.test(text.replace(/\/\/.*$/gm, ''))) offenders.push(`packages/${dir}/src/cli.ts`);
+      if (!text.includes('exitWhenDrained(')) offenders.push(`packages/${dir}/src/cli.ts (no exitWhenDrained)`);
+    }
+    expect(offenders).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { AgentTraceError, OptionsError, SETTINGS_HELP, SETTINGS_OPTIONS, describeKafka, errorMessage, sanitizeForTerminal, settingsFromFlags } from '@agenttrace/common';
+import { AgentTraceError, OptionsError, exitWhenDrained, guardCliOutput, SETTINGS_HELP, SETTINGS_OPTIONS, describeKafka, errorMessage, sanitizeForTerminal, settingsFromFlags } from '@agenttrace/common';
 import { SessionNotFoundError, SessionReader } from '@agenttrace/sessions';
 import { EXIT, EXIT_CODES_HELP } from './errors.js';
 import { exportEvents } from './export.js';
@@ -156,6 +156,8 @@ function exitCodeFor(err: unknown): number {
 }
 
 async function main(): Promise<void> {
+  // A closed pipe (| head) stops the command quietly with the code it has so far.
+  guardCliOutput({ name: 'agenttrace-otlp' });
   const p = program();
   p.exitOverride();
   for (const c of p.commands) c.exitOverride();
@@ -174,4 +176,5 @@ async function main(): Promise<void> {
 }
 
 await main();
-process.exit(process.exitCode ?? 0);
+// Waits for a slow reader of stdout and stderr before exiting; handles still open (Kafka, Redis) do not hold the process.
+await exitWhenDrained(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);

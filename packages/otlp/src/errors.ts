@@ -1,4 +1,4 @@
-import { AgentTraceError } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT } from '@agenttrace/common';
 
 /**
  * Stable codes of the OTLP bridge's failures.
@@ -12,13 +12,13 @@ export type OtlpErrorCode =
   | 'KAFKA_UNAVAILABLE' // Kafka did not acknowledge the batch; the client should retry
   | 'EXPORT_FAILED'; // an OTLP backend refused or could not be reached by the exporter
 
-/** Exit codes of agenttrace-otlp (documented in --help). */
+/** Exit codes of agenttrace-otlp: the codes every agenttrace command shares (docs/cli.md). */
 export const EXIT = {
-  OK: 0,
-  FAILURE: 1,
-  USAGE: 2,
-  NOT_FOUND: 3,
-  UNAVAILABLE: 4,
+  OK: CLI_EXIT.OK,
+  FAILURE: CLI_EXIT.FAILURE,
+  USAGE: CLI_EXIT.USAGE,
+  NOT_FOUND: CLI_EXIT.NOT_FOUND,
+  UNAVAILABLE: CLI_EXIT.UNAVAILABLE,
 } as const;
 
 export const EXIT_CODES_HELP = `Exit codes:
@@ -26,7 +26,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  unexpected failure
   2  bad usage: unknown flag, bad value, a non-loopback --host without --token
   3  session not found (export)
-  4  a dependency is unreachable (Kafka, Redis, the OTLP endpoint; the message says which)`;
+  4  a dependency is unreachable (Kafka, Redis, the OTLP endpoint; the message says which)
+  Every agenttrace command uses the same codes for the same trouble (docs/cli.md).`;
 
 export class OtlpError extends AgentTraceError {
   override readonly code: OtlpErrorCode;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { errorMessage, sanitizeForTerminal, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags } from '@agenttrace/common';
+import { errorMessage, exitWhenDrained, guardCliOutput, sanitizeForTerminal, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags } from '@agenttrace/common';
 import { EXIT, EXIT_CODES_HELP, exitCodeFor } from './errors.js';
 import { webSettings, WEB_DEFAULTS } from './options.js';
 import { WebServer } from './server.js';
@@ -63,6 +63,8 @@ async function serve(flags: Flags): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // A closed pipe (| head) stops the command quietly with the code it has so far.
+  guardCliOutput({ name: 'agenttrace-web' });
   const p = program(serve);
   p.exitOverride();
   try {
@@ -80,5 +82,5 @@ async function main(): Promise<void> {
 }
 
 await main();
-// ioredis and librdkafka handles are closed by now; exiting explicitly keeps a stray timer from holding the process.
-process.exit(process.exitCode ?? 0);
+// Waits for a slow reader of stdout and stderr before exiting; handles still open (Kafka, Redis) do not hold the process.
+await exitWhenDrained(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);

@@ -1,14 +1,14 @@
-import { AgentTraceError } from '@agenttrace/common';
+import { AgentTraceError, CLI_EXIT } from '@agenttrace/common';
 
-/** Exit status of `agenttrace-web`. */
+/** Exit status of `agenttrace-web`: the codes every agenttrace command shares (docs/cli.md). */
 export const EXIT = {
-  OK: 0,
-  FAILURE: 1,
-  USAGE: 2,
+  OK: CLI_EXIT.OK,
+  FAILURE: CLI_EXIT.FAILURE,
+  USAGE: CLI_EXIT.USAGE,
   /** The address is in use or cannot be bound. */
-  LISTEN: 3,
+  LISTEN: CLI_EXIT.PORT_IN_USE,
   /** The config file cannot be read or is malformed. */
-  CONFIG: 5,
+  CONFIG: CLI_EXIT.USAGE,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -16,9 +16,9 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 export const EXIT_CODES_HELP = `Exit codes:
   0  stopped cleanly (Ctrl-C / SIGTERM)
   1  unexpected failure
-  2  bad arguments (e.g. a non-loopback --host without --token)
-  3  the address cannot be bound (port in use, unknown host)
-  5  malformed config file`;
+  2  bad arguments (e.g. a non-loopback --host without --token), unreadable or malformed config file
+  9  the address cannot be bound (port in use, unknown host)
+  Every agenttrace command uses the same codes for the same trouble (docs/cli.md).`;
 
 /** Base class of the web server's own errors. */
 export class WebError extends AgentTraceError {}

@@ -207,7 +207,7 @@ describe('agenttrace-web (built binary)', () => {
   it('a port in use: exit 3 naming it', async () => {
     const port = new URL(open.url).port;
     const r = await runNode(CLI, ['--port', port], { env: { ...process.env } });
-    expect(r.code).toBe(3);
+    expect(r.code).toBe(9);
     expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the port is in use`);
   });
 });

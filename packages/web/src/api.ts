@@ -85,11 +85,6 @@ export function sessionRow(r: SessionSummary): Record<string, unknown> {
   };
 }
 
-/** Ranks by tool calls (most first), ties by most recent activity as `kshark sessions` does. */
-export function rankByTools(rows: SessionSummary[]): SessionSummary[] {
-  return rows.slice().sort((a, b) => b.toolCalls - a.toolCalls || Date.parse(b.lastTs) - Date.parse(a.lastTs) || a.sessionId.localeCompare(b.sessionId));
-}
-
 export function sessionDocument(r: SessionReadResult, events: AgentEvent[] = r.events): Record<string, unknown> {
   return {
     format: 'agenttrace-web.session.v1',

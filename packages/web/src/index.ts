@@ -3,7 +3,7 @@ export { WEB_DEFAULTS, resolveWebServerOptions, webSettings, isLoopback } from '
 export type { WebServerOptions, ResolvedWebServerOptions, WebFlags } from './options.js';
 export { EXIT, EXIT_CODES_HELP, WebError, UsageError, ListenError, HttpError, exitCodeFor } from './errors.js';
 export type { ExitCode } from './errors.js';
-export { WEB_SORTS, MAX_LIST_LIMIT, parseListQuery, parseCursor, rankByTools, sessionRow } from './api.js';
+export { WEB_SORTS, MAX_LIST_LIMIT, parseListQuery, parseCursor, sessionRow } from './api.js';
 export type { WebSort, ListQuery } from './api.js';
 export { CONTENT_SECURITY_POLICY, redact, secretsOf, tokenMatches, hostAllowed } from './security.js';
 export { LiveFeed, parseUpdate } from './live-feed.js';

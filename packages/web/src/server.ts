@@ -6,7 +6,7 @@ import { errorMessage, type AgentTraceSettings } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { SessionReader, type SessionReadResult } from '@agenttrace/sessions';
 import { compareSessions, comparisonJson, type SideDescription } from '@agenttrace/kdiff';
-import { checkId, parseCursor, parseListQuery, rankByTools, readSource, sessionDocument, sessionRow } from './api.js';
+import { checkId, parseCursor, parseListQuery, readSource, sessionDocument, sessionRow } from './api.js';
 import { HttpError, ListenError } from './errors.js';
 import { LiveFeed, type SessionUpdate } from './live-feed.js';
 import { isLoopback, resolveWebServerOptions, type ResolvedWebServerOptions, type WebServerOptions } from './options.js';
@@ -211,7 +211,8 @@ export class WebServer {
   async #list(q: URLSearchParams): Promise<Record<string, unknown>> {
     const { list, sort, limit } = parseListQuery(q);
     // `tools` is ranked here over the reader's candidates (up to 10 000 most recent).
-    const rows = sort === 'tools' ? rankByTools(await this.#reader.listSessions({ ...list, sort: 'last', limit: 10_000 })).slice(0, limit) : await this.#reader.listSessions({ ...list, sort, limit });
+    // 'tools' (the page's "most tool calls") is the reader's exact tool-calls ranking over every session.
+    const rows = await this.#reader.listSessions({ ...list, sort: sort === 'tools' ? 'tool-calls' : sort, limit });
     return { format: 'agenttrace-web.sessions.v1', source: rows[0]?.source ?? (list.source === 'auto' ? 'none' : list.source), sort, sessions: rows.map(sessionRow) };
   }
 

@@ -71,13 +71,18 @@ export async function runSlowReader(
   const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const chunks: Buffer[] = [];
   let reading = false;
-  const read = (): void => {
-    if (reading) return;
-    reading = true;
-    child.stdout.on('data', (d: Buffer) => chunks.push(d));
-    child.stdout.resume();
+  // A 'readable' listener keeps the stream paused without losing anything: what the command wrote
+  // waits in the pipe (and the stream's buffer) until the reader starts. Without a listener, Node
+  // discards the unread output of a child that exits first.
+  const take = (): void => {
+    if (!reading) return;
+    for (let c = child.stdout.read() as Buffer | null; c !== null; c = child.stdout.read() as Buffer | null) chunks.push(c);
   };
-  child.stdout.pause();
+  child.stdout.on('readable', take);
+  const read = (): void => {
+    reading = true;
+    take();
+  };
   const resume = setTimeout(read, pauseMs);
   let text = '';
   child.stderr.on('data', (d: Buffer) => {
@@ -88,6 +93,9 @@ export async function runSlowReader(
   const stderr = collectStderr(child);
   try {
     const { code, signal } = await waitExit(child, timeoutMs);
+    // A command faster than the pause has exited while the reader still waits: the reader takes
+    // what is in the pipe now, as `sleep 1; cat` would.
+    read();
     return { code, signal, stdout: Buffer.concat(chunks), stderr: stderr() };
   } finally {
     clearTimeout(resume);

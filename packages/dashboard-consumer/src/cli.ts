@@ -13,6 +13,7 @@ export const EXIT = {
   UNAVAILABLE: CLI_EXIT.UNAVAILABLE,
   AUTH_FAILED: CLI_EXIT.AUTH_FAILED,
   PORT_IN_USE: CLI_EXIT.PORT_IN_USE,
+  POSITIONS_MISMATCH: CLI_EXIT.POSITIONS_MISMATCH,
   INTERRUPTED: CLI_EXIT.SIGINT,
 } as const;
 
@@ -257,9 +258,9 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     await consumer.start();
   } catch (err) {
     process.stderr.write(`agenttrace-dashboard: ${errorMessage(err)}\n`);
-    // Unreachable Redis or Kafka 4, refused credentials 5, metrics port in use 9, else 1.
+    // Unreachable Redis or Kafka 4, refused credentials 5, metrics port in use 9, positions of another cluster 10, else 1.
     const code = exitCodeForError(err);
-    return code === EXIT.UNAVAILABLE || code === EXIT.AUTH_FAILED || code === EXIT.PORT_IN_USE ? code : EXIT.FAILED;
+    return code === EXIT.UNAVAILABLE || code === EXIT.AUTH_FAILED || code === EXIT.PORT_IN_USE || code === EXIT.POSITIONS_MISMATCH ? code : EXIT.FAILED;
   }
   print({ level: 'info', message: `started${consumer.metricsUrl ? `; metrics at ${consumer.metricsUrl}/metrics` : ''}`, metrics: consumer.metricsUrl });
 

@@ -108,7 +108,7 @@ describe.sequential('stored positions name their cluster and topic', () => {
     expect(await redis.exists(k.events('sess_other'))).toBe(0);
   }, 60_000);
 
-  it('the CLI exits 1 with that one line', async () => {
+  it('the CLI exits 10 with that one line', async () => {
     const r = await runNode(bin, ['--brokers', other.join(','), '--topic', topic, '--group', group, '--redis-url', stack.redisUrl, '--redis-prefix', prefix, '--metrics-port', 'off', '--no-alerts', '--start-timeout', '20'], {
       env: { ...process.env, AGENTTRACE_CONFIG: '' },
       timeoutMs: 60_000,

@@ -63,7 +63,7 @@ describe.sequential('kafmirror stored offsets name their source log', () => {
     expect(stored.at(-1)).toMatchObject({ topic, partition: 0, next: 20, sourceTopicId: ident.topicId });
   }, 90_000);
 
-  it('refuses offsets of a recreated source topic (exit 9) and mirrors nothing from them', async () => {
+  it('refuses offsets of a recreated source topic (exit 10) and mirrors nothing from them', async () => {
     await deleteTopic(topic, SRC);
     await eventually('the source topic is gone', async () => (await describeTopicIdentity({ brokers: SRC }, topic)).topicId === undefined, 30_000, 250);
     await createTopic(topic, 1, SRC);
@@ -77,7 +77,7 @@ describe.sequential('kafmirror stored offsets name their source log', () => {
     expect(err).toBeInstanceOf(KafmirrorError);
     expect((err as KafmirrorError).code).toBe('POSITIONS_MISMATCH');
     expect((err as Error).message).toMatch(/belong to topic id [0-9a-f-]{36} \(another cluster, or the topic before it was recreated\), but on source cluster .* the topic has id [0-9a-f-]{36}: refusing/);
-    expect(exitCodeFor(err)).toBe(9);
+    expect(exitCodeFor(err)).toBe(10);
     // Still the 20 records of the first incarnation, none of the new one.
     const onTarget = await consumeAll(topic, { brokers: DST, count: 21, timeoutMs: 3000 });
     expect(onTarget).toHaveLength(20);

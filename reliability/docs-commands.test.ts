@@ -112,7 +112,7 @@ function substitute(line: string): string {
  * output. The line runs in a process group of its own (npx starts the bin as its child), and the
  * signal goes to that group: what a terminal's Ctrl-C or a service manager's stop does.
  */
-function runService(line: string, ready: RegExp, signal: NodeJS.Signals): Promise<{ code: number | null; out: string; sawReady: boolean }> {
+function runService(line: string, ready: RegExp, signal: NodeJS.Signals, whileUp?: () => Promise<void>): Promise<{ code: number | null; out: string; sawReady: boolean }> {
   return new Promise((resolve, reject) => {
     const child = spawn('bash', ['-c', `exec ${line}`], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const group = (sig: NodeJS.Signals) => {
@@ -129,7 +129,8 @@ function runService(line: string, ready: RegExp, signal: NodeJS.Signals): Promis
       out += d.toString();
       if (!sawReady && ready.test(out)) {
         sawReady = true;
-        group(signal);
+        // Whatever the check finds, the service is stopped afterwards; the check's own assertions say what failed.
+        void (whileUp ? whileUp() : Promise.resolve()).catch(() => undefined).finally(() => group(signal));
       }
     };
     child.stdout.on('data', onData);
@@ -169,7 +170,7 @@ describe('commands in the documents', () => {
   });
 
   it("the demo's \"Next, try\" lines run", async () => {
-    const next = demoOut.split('==> Next, try')[1] ?? '';
+    const next = (demoOut.split('==> Next, try')[1] ?? '').split('The walkthrough is in')[0] ?? '';
     const commands = next.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('npx '));
     expect(commands.length).toBeGreaterThanOrEqual(5);
     for (const command of commands) {
@@ -178,6 +179,25 @@ describe('commands in the documents', () => {
       expect(r.stdout.length, command).toBeGreaterThan(0);
     }
   }, 300_000);
+
+  it("the demo's last line is the incident's URL, and the web view it names serves that session", async () => {
+    const tail = (demoOut.split('==> The incident in a browser')[1] ?? '').trim().split('\n');
+    const url = tail.at(-1) ?? '';
+    expect(url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/#/session/${ids.incident}$`));
+    const command = tail.map((l) => l.trim()).find((l) => l.startsWith('npx agenttrace-web')) ?? '';
+    expect(command).not.toBe('');
+    const port = new URL(url).port;
+    let answered: { page: number; session: number; events: number } | undefined;
+    const r = await runService(command.replace(/\s+#.*$/, ''), /agenttrace-web listening on/, 'SIGTERM', async () => {
+      const page = await fetch(`http://127.0.0.1:${port}/`);
+      const doc = await fetch(`http://127.0.0.1:${port}/api/sessions/${ids.incident}`);
+      const body = (await doc.json()) as { events?: unknown[] };
+      answered = { page: page.status, session: doc.status, events: body.events?.length ?? 0 };
+    });
+    expect(r.sawReady, r.out).toBe(true);
+    expect(answered).toMatchObject({ page: 200, session: 200 });
+    expect(answered!.events).toBeGreaterThan(40);
+  }, 120_000);
 
   for (const { file, line } of lines) {
     const how = howOf(line);

@@ -160,7 +160,7 @@ export class DashboardConsumer {
       this.#checkOpen();
       if (o.ensureTopics) await this.#ensureTopics();
       this.#checkOpen();
-      const identity = await describeTopicIdentity(o.kafka, o.topic, o.startTimeoutMs);
+      const identity = await this.#startIdentity();
       this.#checkOpen();
       // A topic that does not exist yet is checked when its partitions are first assigned.
       if (identity.topicId !== undefined) await this.#checkPositions(identity);
@@ -320,6 +320,25 @@ export class DashboardConsumer {
       this.#consumer?.unassign();
     } catch {
       // Not connected any more: nothing to give back.
+    }
+  }
+
+  /**
+   * The cluster and topic ids at start, retried like the other start-up steps while Kafka is
+   * unreachable (a broker restarting), until startTimeoutMs; refused credentials fail at once.
+   */
+  async #startIdentity(): Promise<KafkaTopicIdentity> {
+    const o = this.options;
+    const deadline = Date.now() + o.startTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await describeTopicIdentity(o.kafka, o.topic, Math.max(1000, Math.min(10_000, deadline - Date.now())));
+      } catch (err) {
+        const wait = this.#backoff(attempt);
+        if ((err as { retryable?: boolean }).retryable === false || this.#state !== 'starting' || Date.now() + wait > deadline) throw err;
+        if (attempt === 0) this.#log({ level: 'warn', message: `${errorMessage(err)}; retrying for up to ${Math.round((deadline - Date.now()) / 1000)} s` });
+        await this.#sleep(wait, false);
+      }
     }
   }
 

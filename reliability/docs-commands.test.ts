@@ -114,7 +114,9 @@ function substitute(line: string): string {
  */
 function runService(line: string, ready: RegExp, signal: NodeJS.Signals, whileUp?: () => Promise<void>): Promise<{ code: number | null; out: string; sawReady: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', `exec ${line}`], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // The signal goes to the whole group (bash, npx and the command), so a line that starts with
+    // variable assignments (VAR=... npx ...) runs as written.
+    const child = spawn('bash', ['-c', line], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const group = (sig: NodeJS.Signals) => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, sig);

@@ -230,7 +230,13 @@ async function main(): Promise<number> {
   }
   if (archiver.metricsPort !== undefined) log('info', 'metrics server listening', { url: `http://${o.metricsHost}:${archiver.metricsPort}/metrics` });
 
+  // A signal that came while start() was finishing has already begun closing the archiver: waiting
+  // for another one would hang. It stops the archiver like a signal received while running.
   const outcome = await new Promise<{ signal?: string; failure?: Error }>((resolve) => {
+    if (stoppedWhileStarting) {
+      resolve({ signal: stoppedWhileStarting });
+      return;
+    }
     process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }));
     process.once('SIGINT', () => resolve({ signal: 'SIGINT' }));
     stopOnBrokenPipe = () => resolve({ signal: 'closed stdout' });

@@ -1,4 +1,6 @@
+import { errorMessage } from './errors.js';
 import { CLI_EXIT } from './exit-codes.js';
+import { sanitizeForTerminal } from './terminal.js';
 
 /**
  * How every agenttrace command ends. On Linux a write to a full pipe is queued inside Node, and
@@ -99,4 +101,37 @@ export async function exitWhenDrained(code: number): Promise<never> {
   process.exitCode = writeFailure ?? exitingWith;
   await Promise.all([drained(process.stdout), drained(process.stderr)]);
   process.exit(writeFailure ?? exitingWith);
+}
+
+/** What runCli needs of a commander program (common does not depend on commander itself). */
+export interface CliProgram {
+  exitOverride(): unknown;
+  readonly commands: readonly { exitOverride(): unknown }[];
+  parseAsync(argv: string[]): Promise<unknown>;
+}
+
+/**
+ * The whole life of a command: guards its output, parses and runs it, prints a failure as one
+ * sanitized line (the stack only with AGENTTRACE_DEBUG), and exits once stdout and stderr have
+ * drained. Usage errors commander already printed exit 2; asked-for help and version exit 0.
+ */
+export async function runCli(program: CliProgram, options: { name: string; exitCodeFor: (err: unknown) => number }): Promise<never> {
+  guardCliOutput({ name: options.name });
+  program.exitOverride();
+  for (const c of program.commands) c.exitOverride();
+  let code: number = CLI_EXIT.OK;
+  try {
+    await program.parseAsync(process.argv);
+    if (typeof process.exitCode === 'number') code = process.exitCode;
+  } catch (err) {
+    const commander = (err as { code?: unknown }).code;
+    if (typeof commander === 'string' && commander.startsWith('commander.')) {
+      code = commander === 'commander.helpDisplayed' || commander === 'commander.version' ? CLI_EXIT.OK : CLI_EXIT.USAGE;
+    } else {
+      process.stderr.write(`${options.name}: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
+      if (process.env.AGENTTRACE_DEBUG) process.stderr.write(`${String((err as Error).stack)}\n`);
+      code = options.exitCodeFor(err);
+    }
+  }
+  return exitWhenDrained(code);
 }

@@ -57,8 +57,8 @@ export type { AgentTraceSettings, SettingsFlags, ConfigFile } from './settings.j
 export { resolvePrices } from './prices.js';
 export { CLI_EXIT, CLI_EXIT_TABLE, exitCodeForError, exitCodesHelp, kdiffExitCode, signalExitCode } from './exit-codes.js';
 export type { CliExitCode, CliTool } from './exit-codes.js';
-export { drained, exitWhenDrained, guardCliOutput, stdoutBroken } from './cli-exit.js';
-export type { CliOutputOptions } from './cli-exit.js';
+export { drained, exitWhenDrained, guardCliOutput, runCli, stdoutBroken } from './cli-exit.js';
+export type { CliOutputOptions, CliProgram } from './cli-exit.js';
 export { makeCliLogger } from './cli-logger.js';
 export type { CliLogFn, CliLogLevel, CliLoggerFlags } from './cli-logger.js';
 export { parseCount, parseDurationMs } from './cli-parsers.js';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
-import { AgentTraceError, OptionsError, exitWhenDrained, guardCliOutput, SETTINGS_HELP, SETTINGS_OPTIONS, describeKafka, errorMessage, sanitizeForTerminal, settingsFromFlags } from '@agenttrace/common';
+import { Command } from 'commander';
+import { AgentTraceError, OptionsError, runCli, SETTINGS_HELP, SETTINGS_OPTIONS, describeKafka, errorMessage, sanitizeForTerminal, settingsFromFlags } from '@agenttrace/common';
 import { SessionNotFoundError, SessionReader } from '@agenttrace/sessions';
 import { EXIT, EXIT_CODES_HELP } from './errors.js';
 import { exportEvents } from './export.js';
@@ -155,26 +155,4 @@ function exitCodeFor(err: unknown): number {
   return EXIT.FAILURE;
 }
 
-async function main(): Promise<void> {
-  // A closed pipe (| head) stops the command quietly with the code it has so far.
-  guardCliOutput({ name: 'agenttrace-otlp' });
-  const p = program();
-  p.exitOverride();
-  for (const c of p.commands) c.exitOverride();
-  try {
-    await p.parseAsync(process.argv);
-    process.exitCode = EXIT.OK;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? EXIT.OK : EXIT.USAGE;
-      return;
-    }
-    process.stderr.write(`agenttrace-otlp: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
-    if (process.env.AGENTTRACE_DEBUG) process.stderr.write(`${String((err as Error).stack)}\n`);
-    process.exitCode = exitCodeFor(err);
-  }
-}
-
-await main();
-// Waits for a slow reader of stdout and stderr before exiting; handles still open (Kafka, Redis) do not hold the process.
-await exitWhenDrained(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);
+await runCli(program(), { name: 'agenttrace-otlp', exitCodeFor });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
-import { errorMessage, exitWhenDrained, guardCliOutput, sanitizeForTerminal, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags } from '@agenttrace/common';
-import { EXIT, EXIT_CODES_HELP, exitCodeFor } from './errors.js';
+import { Command } from 'commander';
+import { runCli, sanitizeForTerminal, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags } from '@agenttrace/common';
+import { EXIT_CODES_HELP, exitCodeFor } from './errors.js';
 import { webSettings, WEB_DEFAULTS } from './options.js';
 import { WebServer } from './server.js';
 
@@ -62,25 +62,4 @@ async function serve(flags: Flags): Promise<void> {
   await server.close();
 }
 
-async function main(): Promise<void> {
-  // A closed pipe (| head) stops the command quietly with the code it has so far.
-  guardCliOutput({ name: 'agenttrace-web' });
-  const p = program(serve);
-  p.exitOverride();
-  try {
-    await p.parseAsync(process.argv);
-    process.exitCode = EXIT.OK;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? EXIT.OK : EXIT.USAGE;
-      return;
-    }
-    process.stderr.write(`agenttrace-web: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
-    if (process.env.AGENTTRACE_DEBUG) process.stderr.write(`${String((err as Error).stack)}\n`);
-    process.exitCode = exitCodeFor(err);
-  }
-}
-
-await main();
-// Waits for a slow reader of stdout and stderr before exiting; handles still open (Kafka, Redis) do not hold the process.
-await exitWhenDrained(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);
+await runCli(program(serve), { name: 'agenttrace-web', exitCodeFor });

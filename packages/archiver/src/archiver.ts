@@ -6,7 +6,7 @@ import pRetry, { AbortError } from 'p-retry';
 import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, S3Error, TOPIC_METADATA_REFRESH_MS, checkBucket, consumerConfig, createS3Client, describeKafka, describeS3, describeTopicIdentity, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
 import { isQueueFull, nextDlqValueLength } from './dead-letter.js';
 import { ArchiverError } from './errors.js';
-import { hourDir, objectKey, parseObjectKey, partitionFilePrefix, topicPrefix, type ObjectName } from './layout.js';
+import { hourDir, objectKey, parseObjectKey, partitionFilePrefix, topicPrefix, type ObjectName } from '@agenttrace/archive-format';
 import { ArchiverMetrics } from './metrics.js';
 import { resolveArchiverOptions, type ArchiverOptions, type ResolvedArchiverOptions } from './options.js';
 import type { EncodedFile } from './partition-work.js';

@@ -12,8 +12,7 @@ export type ArchiverErrorCode =
   | 'OFFSET_ORDER' // offsets of a partition did not strictly rise: the archiver stops rather than write a file with repeated offsets
   | 'ARCHIVE_CONFLICT' // an object of another writer overlaps the range being archived in a way that cannot be adopted (see docs/decisions/0005)
   | 'SEEK_FAILED' // the consumer could not be repositioned after adopting a stored object
-  | 'ARCHIVER_STATE' // start() on a closed archiver, or twice
-  | 'ARCHIVE_READ_FAILED'; // readArchivedSession could not list or read the archive
+  | 'ARCHIVER_STATE'; // start() on a closed archiver, or twice (read failures are @agenttrace/archive-format's ArchiveFormatError)
 
 export class ArchiverError extends AgentTraceError {
   override readonly code: ArchiverErrorCode;

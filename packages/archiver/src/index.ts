@@ -4,12 +4,20 @@ export { resolveArchiverOptions, ARCHIVER_DEFAULTS } from './options.js';
 export type { ArchiverOptions, ResolvedArchiverOptions, ParquetCompression } from './options.js';
 export { ArchiverError } from './errors.js';
 export type { ArchiverErrorCode } from './errors.js';
-export { readArchivedSession, listArchiveFiles } from './read.js';
-export type { ArchiveReadOptions } from './read.js';
-export { ARCHIVE_COLUMNS, ColumnBuffer, eventFromRow } from './columns.js';
-export type { ArchiveColumn, ArchiveRow } from './columns.js';
-export { objectKey, parseObjectKey, listingPrefixes, hourStartOf, OFFSET_DIGITS } from './layout.js';
-export type { ObjectName } from './layout.js';
+// The archive format moved to @agenttrace/archive-format; the archiver keeps naming what it exported before.
+export {
+  ARCHIVE_COLUMNS,
+  ColumnBuffer,
+  OFFSET_DIGITS,
+  eventFromRow,
+  hourStartOf,
+  listArchiveFiles,
+  listingPrefixes,
+  objectKey,
+  parseObjectKey,
+  readArchivedSession,
+} from '@agenttrace/archive-format';
+export type { ArchiveColumn, ArchiveReadOptions, ArchiveRow, ObjectName } from '@agenttrace/archive-format';
 export { PartitionRoller } from './roller.js';
 export type { ClosedFile, BadRecord, RollReason } from './roller.js';
 export { ArchiverMetrics } from './metrics.js';

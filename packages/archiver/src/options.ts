@@ -7,8 +7,10 @@ import {
   type KafkaConnectionOptions,
   type S3Options,
 } from '@agenttrace/common';
+import type { ParquetCompression } from '@agenttrace/archive-format';
 
-export type ParquetCompression = 'snappy' | 'gzip' | 'none';
+// The codec is part of the archive format; the archiver's options name it too.
+export type { ParquetCompression };
 
 export interface ArchiverOptions {
   /** Kafka connection; defaults from AGENTTRACE_BROKERS / AGENTTRACE_KAFKA_*. */

@@ -1,7 +1,6 @@
 import type { MessageHeader } from '@confluentinc/kafka-javascript';
 import type { ParseResult } from '@agenttrace/contract';
-import { ColumnBuffer } from './columns.js';
-import { hourStartOf } from './layout.js';
+import { ColumnBuffer, hourStartOf } from '@agenttrace/archive-format';
 
 /**
  * Offsets of a partition did not strictly rise (code OFFSET_ORDER, an ArchiverError once it reaches

@@ -3,14 +3,15 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
-  GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+
+// Listing and fetching are the read side of the archive format; the writer uses the same code.
+export { getObjectBytes, listKeys } from '@agenttrace/archive-format';
 
 export interface PutOptions {
   multipartThresholdBytes: number;
@@ -71,18 +72,6 @@ export async function putObject(s3: S3Client, bucket: string, key: string, body:
   }
 }
 
-/** Every key under a prefix (paginated). */
-export async function listKeys(s3: S3Client, bucket: string, prefix: string, signal?: AbortSignal): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
-    for (const o of res.Contents ?? []) if (o.Key) keys.push(o.Key);
-    token = res.IsTruncated ? res.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
-
 /** An object's user metadata (x-amz-meta-*, names lower-cased), or undefined when it does not exist. */
 export async function objectMetadata(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<Record<string, string> | undefined> {
   try {
@@ -97,10 +86,4 @@ export async function objectMetadata(s3: S3Client, bucket: string, key: string, 
 
 export async function deleteKey(s3: S3Client, bucket: string, key: string): Promise<void> {
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-}
-
-export async function getObjectBytes(s3: S3Client, bucket: string, key: string): Promise<Uint8Array> {
-  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  if (!res.Body) throw new Error(`S3 returned no body for ${key}`);
-  return res.Body.transformToByteArray();
 }

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { hourStartOf } from '../src/layout.js';
+import { hourStartOf } from '@agenttrace/archive-format';
 import { createTopic, deleteTopic, makeEvent, produceRaw, repoRoot, sleep, stack, uniqueName } from '../../../test-support/stack.js';
 import { deletePrefix, downloadPrefix, duck, highWatermarks, s3 } from './helpers.js';
 

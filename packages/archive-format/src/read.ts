@@ -3,9 +3,9 @@ import { parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import { DEFAULT_TOPIC, type AgentEvent } from '@agenttrace/contract';
 import { errorMessage } from '@agenttrace/common';
 import { eventFromRow, type ArchiveRow } from './columns.js';
-import { ArchiverError } from './errors.js';
+import { ArchiveFormatError } from './errors.js';
 import { hourStartOf, listingPrefixes, parseObjectKey, type ObjectName } from './layout.js';
-import { getObjectBytes, listKeys } from './s3-store.js';
+import { getObjectBytes, listKeys } from './s3-objects.js';
 
 export interface ArchiveReadOptions {
   s3: S3Client;
@@ -38,17 +38,20 @@ const READ_COLUMNS = [
   'offload_json',
 ];
 
+/** One archive file: its key and what the key says about it. */
+export type ArchiveFile = { key: string } & Omit<ObjectName, 'topic'>;
+
 function asyncBuffer(bytes: Uint8Array): AsyncBuffer {
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   return { byteLength: ab.byteLength, slice: (start: number, end?: number) => ab.slice(start, end) };
 }
 
 /** The archive files that may hold events of the range (and partition), in partition/offset order. */
-export async function listArchiveFiles(opts: Omit<ArchiveReadOptions, 'sessionId'>): Promise<Array<{ key: string } & Omit<ObjectName, 'topic'>>> {
+export async function listArchiveFiles(opts: Omit<ArchiveReadOptions, 'sessionId'>): Promise<ArchiveFile[]> {
   const topic = opts.topic ?? DEFAULT_TOPIC;
   const lo = opts.from === undefined ? Number.NEGATIVE_INFINITY : hourStartOf(opts.from);
   const hi = opts.to === undefined ? Number.POSITIVE_INFINITY : hourStartOf(opts.to);
-  const files: Array<{ key: string } & Omit<ObjectName, 'topic'>> = [];
+  const files: ArchiveFile[] = [];
   for (const prefix of listingPrefixes(opts.prefix, topic, opts.from, opts.to)) {
     for (const key of await listKeys(opts.s3, opts.bucket, prefix)) {
       const n = parseObjectKey(key);
@@ -69,11 +72,11 @@ export async function listArchiveFiles(opts: Omit<ArchiveReadOptions, 'sessionId
  * references (restoreOffloads from @agenttrace/common fetches them).
  */
 export async function readArchivedSession(opts: ArchiveReadOptions): Promise<AgentEvent[]> {
-  let files: Awaited<ReturnType<typeof listArchiveFiles>>;
+  let files: ArchiveFile[];
   try {
     files = await listArchiveFiles(opts);
   } catch (err) {
-    throw new ArchiverError('ARCHIVE_READ_FAILED', `could not list the archive in bucket "${opts.bucket}": ${errorMessage(err)}`, { cause: err, retryable: true });
+    throw new ArchiveFormatError('ARCHIVE_READ_FAILED', `could not list the archive in bucket "${opts.bucket}": ${errorMessage(err)}`, { cause: err, retryable: true });
   }
   const rows: ArchiveRow[] = [];
   const concurrency = 8;
@@ -87,7 +90,7 @@ export async function readArchivedSession(opts: ArchiveReadOptions): Promise<Age
       } catch (err) {
         // Listed a moment ago and gone now (the archiver never deletes; retention or an operator did).
         if ((err as { name?: string }).name === 'NoSuchKey') continue;
-        throw new ArchiverError('ARCHIVE_READ_FAILED', `could not read s3://${opts.bucket}/${file.key}: ${errorMessage(err)}`, { cause: err, retryable: true });
+        throw new ArchiveFormatError('ARCHIVE_READ_FAILED', `could not read s3://${opts.bucket}/${file.key}: ${errorMessage(err)}`, { cause: err, retryable: true });
       }
       try {
         const found = (await parquetReadObjects({
@@ -97,7 +100,7 @@ export async function readArchivedSession(opts: ArchiveReadOptions): Promise<Age
         })) as unknown as ArchiveRow[];
         rows.push(...found);
       } catch (err) {
-        throw new ArchiverError('ARCHIVE_READ_FAILED', `s3://${opts.bucket}/${file.key} is not a readable archive file: ${errorMessage(err)}`, { cause: err });
+        throw new ArchiveFormatError('ARCHIVE_READ_FAILED', `s3://${opts.bucket}/${file.key} is not a readable archive file: ${errorMessage(err)}`, { cause: err });
       }
     }
   };

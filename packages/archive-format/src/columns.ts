@@ -1,7 +1,9 @@
 import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer, type ColumnSource } from 'hyparquet-writer';
 import type { AgentEvent } from '@agenttrace/contract';
-import type { ParquetCompression } from './options.js';
+
+/** Compression codec of the Parquet files. */
+export type ParquetCompression = 'snappy' | 'gzip' | 'none';
 
 /**
  * The archive's columns. Typed columns are what people filter and aggregate on; payload, context

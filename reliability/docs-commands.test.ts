@@ -10,8 +10,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deleteTopic, repoRoot, runProcess, uniqueName } from '../test-support/stack.js';
 
@@ -84,6 +84,8 @@ function howOf(line: string): How | undefined {
 }
 
 const topic = uniqueName('docs');
+// kshark patterns --source archive copies archive files here (not into the user's own cache).
+const cacheDir = mkdtempSync(join(tmpdir(), 'docs-cache-'));
 const env: NodeJS.ProcessEnv = {
   ...process.env,
   NO_COLOR: '1',
@@ -96,6 +98,7 @@ const env: NodeJS.ProcessEnv = {
   AGENTTRACE_ARCHIVER_GROUP: topic,
   SLACK_WEBHOOK: 'http://127.0.0.1:9/webhook',
   AGENTTRACE_OTLP_TOKEN: 'docs-test-token-0123456789',
+  AGENTTRACE_CACHE_DIR: cacheDir,
 };
 const ids = { incident: '', normal: '', other: '' };
 let demoOut = '';
@@ -162,6 +165,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const f of made) rmSync(join(repoRoot, f), { force: true });
+  rmSync(cacheDir, { recursive: true, force: true });
   await deleteTopic(topic).catch(() => undefined);
 });
 

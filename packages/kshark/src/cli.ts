@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { errorMessage, exitWhenDrained, guardCliOutput, parseTimeExpression, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';
+import { createS3Client, errorMessage, exitWhenDrained, guardCliOutput, parseTimeExpression, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';
 import type { EventType } from '@agenttrace/contract';
 import { SESSION_SORTS, SessionReader, type ListSessionsOptions, type SessionSort, type SessionStatus } from '@agenttrace/sessions';
 import { EXIT, EXIT_CODES_HELP, UsageError, exitCodeFor } from './errors.js';
@@ -9,6 +9,8 @@ import { makeChalk } from './render.js';
 import { runReplay, type ReplayOutput } from './replay.js';
 import { sessionsJson, sessionsTable } from './sessions-list.js';
 import { findPatterns, patternsJson, patternsText } from './patterns.js';
+import { findArchivePatterns } from './archive-patterns.js';
+import { archiveCacheDir, fetchArchiveFiles } from './archive-cache.js';
 
 
 interface SharedFlags {
@@ -41,6 +43,23 @@ function useColor(flags: SharedFlags, stream: NodeJS.WriteStream): boolean {
   if (explicit) return flags.color === true;
   if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false;
   return stream.isTTY === true;
+}
+
+/**
+ * Progress of a long archive fetch on stderr, at most once a second (stdout stays the answer
+ * alone, so --json pipes whole).
+ */
+function makeProgress(): { update: (done: number, total: number, bytes: number) => void; done: (r: { fetched: number; cached: number; bytes: number }) => void } {
+  let last = 0;
+  return {
+    update: (done, total, bytes) => {
+      const now = Date.now();
+      if (now - last < 1000 || done === total) return;
+      last = now;
+      process.stderr.write(`kshark: fetching the archive: ${done}/${total} files, ${(bytes / 1e6).toFixed(1)} MB\n`);
+    },
+    done: (r) => process.stderr.write(`kshark: archive: ${r.fetched + r.cached} files (${r.fetched} fetched, ${(r.bytes / 1e6).toFixed(1)} MB; ${r.cached} from the cache)\n`),
+  };
 }
 
 function time(value: string | undefined, flag: string): number | undefined {
@@ -238,7 +257,11 @@ ${SETTINGS_HELP}`,
   shared(
     p
       .command('patterns')
-      .description('Sessions that match the known failure patterns: retry loops, expensive sessions, error bursts, stuck sessions (from Redis).')
+      .description('Sessions that match the known failure patterns: retry loops, expensive sessions, error bursts, stuck sessions (from Redis, or from the archive with DuckDB).')
+      .addOption(new Option('--source <source>', 'redis (the hot window) or archive (Parquet on S3, read with DuckDB)').choices(['redis', 'archive']).default('redis'))
+      .option('--from <time>', 'archive: oldest hour to read (ISO time or "90d", "12h" ago)', '90d')
+      .option('--to <time>', 'archive: newest hour to read (default now)')
+      .option('--cache-dir <dir>', 'archive: where fetched files are kept (default AGENTTRACE_CACHE_DIR, else ~/.cache/agenttrace)')
       .option('--retry-calls <n>', 'retry loop: one tool called more than n times', '20')
       .option('--min-cost <usd>', 'expensive: cost above this (USD)', '10')
       .option('--burst-errors <n>', 'error burst: at least n errors ...', '5')
@@ -250,11 +273,14 @@ ${SETTINGS_HELP}`,
     .addHelpText(
       'after',
       `
-Answers from the dashboard consumer's Redis indexes (the hot window, every session Redis holds).
+Answers from the dashboard consumer's Redis indexes (the hot window, every session Redis holds),
+or with --source archive from the archiver's Parquet files of the last 90 days (--from), which
+are copied once into a local cache and queried with DuckDB (files already there are not fetched again).
 A retry loop says whether the attempts backed off (median gap between back-to-back calls above 2 s).
 
 Examples:
   kshark patterns
+  kshark patterns --source archive --from 7d --json
   kshark patterns --retry-calls 100 --min-cost 5 --stuck-after 30
   kshark patterns --json | jq -r '.retry_loops[].session_id'
 
@@ -262,7 +288,7 @@ ${EXIT_CODES_HELP}
 
 ${SETTINGS_HELP}`,
     )
-    .action(async (flags: SharedFlags & { retryCalls: string; minCost: string; burstErrors: string; burstWindow: string; stuckAfter: string; limit: string; json?: boolean }) => {
+    .action(async (flags: SharedFlags & { retryCalls: string; minCost: string; burstErrors: string; burstWindow: string; stuckAfter: string; limit: string; json?: boolean; source: 'redis' | 'archive'; from: string; to?: string; cacheDir?: string }) => {
       const int = (v: string, flag: string, min: number): number => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer >= ${min}, got "${v}"`);
@@ -279,6 +305,23 @@ ${SETTINGS_HELP}`,
         limit: int(flags.limit, '--limit', 1),
         now: Date.now(),
       };
+      if (flags.source === 'archive') {
+        const settings = settingsFrom(flags);
+        const from = time(flags.from, '--from');
+        const to = time(flags.to, '--to');
+        const s3 = createS3Client(settings.s3);
+        const progress = makeProgress();
+        try {
+          const fetched = await fetchArchiveFiles({ s3, bucket: settings.s3.bucket, prefix: settings.s3.prefix, topic: settings.topic, from, to, cacheDir: archiveCacheDir(flags.cacheDir), onProgress: progress.update });
+          progress.done(fetched);
+          const report = await findArchivePatterns(fetched.files, opts);
+          if (flags.json) process.stdout.write(`${patternsJson(report)}\n`);
+          else process.stdout.write(`${patternsText(report, makeChalk(useColor(flags, process.stdout))).join('\n')}\n`);
+        } finally {
+          s3.destroy();
+        }
+        return;
+      }
       const reader = new SessionReader(settingsFrom(flags));
       try {
         const report = await findPatterns(reader, opts);

@@ -31,3 +31,6 @@ export class UsageError extends AgentTraceError {
 export function exitCodeFor(err: unknown): number {
   return exitCodeForError(err);
 }
+
+/** A failure of kshark's own work (the archive cache); the code says which. */
+export class KsharkError extends AgentTraceError {}

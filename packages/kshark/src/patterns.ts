@@ -47,7 +47,7 @@ export interface ErrorBurstFinding {
 
 export interface PatternReport {
   format: typeof PATTERNS_JSON_FORMAT;
-  source: 'redis';
+  source: 'redis' | 'archive';
   thresholds: { retry_calls: number; cost_usd: number; burst_errors: number; burst_window_ms: number; stuck_ms: number };
   retry_loops: RetryLoopFinding[];
   expensive: Array<{ session_id: string; agent_id: string; status: string; cost_usd: number; event_count: number }>;

@@ -56,6 +56,8 @@ export function structuralFacts(a: Step, b: Step): StructuralFact[] {
   for (const p of [...COMMON, ...(BY_TYPE[a.eventType] ?? [])]) {
     const va = getPath(a.view, p.segments);
     const vb = getPath(b.view, p.segments);
+    // An error on one side only is told by the status; its kind matters when both failed.
+    if (p.field === 'error' && (va === undefined || vb === undefined)) continue;
     if (!deepEqual(va, vb)) out.push({ field: p.field, path: p.path, a: va, b: vb });
   }
   return out;

@@ -124,6 +124,65 @@ export function headline(row: TimelineRow, c: ChalkInstance): string {
   return parts.join('  ');
 }
 
+/** Visible columns of a line holding only our own color codes. */
+export const visibleLength = (line: string): number => line.replace(/\u001b\[[0-9;]*m/g, '').length;
+
+/**
+ * A headline that fits `width` columns with its status marker: on a narrow terminal the seq,
+ * latency and cost go first, then the name and agent are cut, never the ERROR marker.
+ */
+export function headlineFit(row: TimelineRow, c: ChalkInstance, width: number): string {
+  const full = headline(row, c);
+  if (width <= 0 || visibleLength(full) <= width) return full;
+  const e = row.event;
+  const core = [c.dim(formatOffset(row.offsetMs).padStart(10)), c.bold(safe(e.agent_id)), `${c.dim(treeGuide(row))}${typeColor(c, e)(e.event_type)}`];
+  const name = stepName(e);
+  if (name) core.push(safe(name));
+  return fitWithTail(core.join('  '), e.status === 'error' ? `  ${c.red.bold('ERROR')}` : '', width);
+}
+
+/** `head` cut so that `tail` (a status marker) still fits on the line. */
+export function fitWithTail(head: string, tail: string, width: number): string {
+  const room = width - visibleLength(tail);
+  if (room < 8) return fit(`${head}${tail}`, width);
+  return `${fit(head, room)}${tail}`;
+}
+
+/**
+ * Wraps a line to `width` columns: long expanded text continues on the next lines (indented like
+ * the line it belongs to) instead of being cut. Our own color codes are zero-width; the ones in
+ * effect at a break are closed and opened again on the next line.
+ */
+export function wrapLine(line: string, width: number): string[] {
+  if (width <= 0 || visibleLength(line) <= width) return [line];
+  const indent = /^ */.exec(line.replace(/\u001b\[[0-9;]*m/g, ''))![0].slice(0, Math.max(0, Math.floor(width / 2)));
+  const out: string[] = [];
+  let cur = '';
+  let cols = 0;
+  let codes = '';
+  const room = (): number => width - (out.length === 0 ? 0 : indent.length);
+  for (let i = 0; i < line.length; ) {
+    const m = /^\u001b\[[0-9;]*m/.exec(line.slice(i, i + 16));
+    if (m) {
+      cur += m[0];
+      codes = m[0] === '\u001b[0m' ? '' : codes + m[0];
+      i += m[0].length;
+      continue;
+    }
+    const ch = String.fromCodePoint(line.codePointAt(i)!);
+    if (cols >= room()) {
+      out.push(codes ? `${cur}\u001b[0m` : cur);
+      cur = `${indent}${codes}`;
+      cols = 0;
+    }
+    cur += ch;
+    cols++;
+    i += ch.length;
+  }
+  out.push(cur);
+  return out;
+}
+
 function field(label: string, value: unknown, o: Pick<ResolvedReplayOptions, 'full' | 'truncateAt'>, c: ChalkInstance, indent: string): string[] {
   if (value === undefined) return [];
   if (!o.full) return [`${indent}${c.dim(`${label}:`)} ${oneLine(value, o.truncateAt)}`];

@@ -1,7 +1,7 @@
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { Box, Text, useApp, useInput, useStdout, type Key } from 'ink';
 import type { ChalkInstance } from 'chalk';
-import { details, fit, fitWithTail, formatDuration, formatOffset, headlineFit, safe, treeGuide, wrapLine } from './render.js';
+import { details, fit, fitWithTail, formatDuration, formatOffset, headlineFit, safe, treeGuide, visibleLength, wrapLine } from './render.js';
 import { findLoopRuns, viewItems, type LoopRun, type ViewItem } from './replay-view.js';
 import type { TimelineRow } from './timeline.js';
 
@@ -85,11 +85,18 @@ export function actionsOf(input: string, key: Partial<Key>): Action[] {
 }
 
 function loopHeadline(loop: LoopRun, first: TimelineRow, open: boolean, c: ChalkInstance, width: number): string {
-  const head = [c.dim(formatOffset(first.offsetMs).padStart(10)), c.bold(safe(loop.agentId)), `${c.dim(treeGuide(first))}${c.cyan('tool_call')}`, `${open ? '▾' : '▸'} ${safe(loop.tool)}`].join('  ');
-  const backoff = loop.backoff ? `backoff, median gap ${formatDuration(loop.medianGapMs)}` : c.red(`no backoff (median gap ${formatDuration(loop.medianGapMs)})`);
+  const offset = c.dim(formatOffset(first.offsetMs).padStart(10));
+  const what = `${c.dim(treeGuide(first))}${c.cyan('tool_call')}  ${open ? '▾' : '▸'} ${safe(loop.tool)}`;
+  const gap = formatDuration(loop.medianGapMs);
   const failed = loop.failed > 0 ? c.red(`${loop.failed} failed`) : '0 failed';
-  const tail = `  ${c.bold(`×${loop.calls}`)}  ${failed}  ${backoff}${loop.failed > 0 ? `  ${c.red.bold('ERROR')}` : ''}`;
-  return fitWithTail(head, tail, width);
+  const error = loop.failed > 0 ? `  ${c.red.bold('ERROR')}` : '';
+  const longTail = `  ${c.bold(`×${loop.calls}`)}  ${failed}  ${loop.backoff ? `backoff, median gap ${gap}` : c.red(`no backoff (median gap ${gap})`)}${error}`;
+  const shortTail = `  ${c.bold(`×${loop.calls}`)}  ${failed}  ${loop.backoff ? 'backoff' : c.red('no backoff')}${error}`;
+  // The tool, the count, the failures and whether it backed off matter most: the agent and the
+  // gap's figure give way first on a narrow terminal.
+  const tries = [`${offset}  ${c.bold(safe(loop.agentId))}  ${what}${longTail}`, `${offset}  ${what}${longTail}`, `${offset}  ${what}${shortTail}`];
+  for (const t of tries) if (visibleLength(t) <= width) return t;
+  return fitWithTail(`${offset}  ${what}`, shortTail, width);
 }
 
 /**
@@ -243,12 +250,17 @@ export function ReplayApp(props: ReplayAppProps) {
     }
   };
 
+  // Updates run against the newest rows even when a key arrives before ink re-registered this
+  // render's handler (live rows may have changed in between).
+  const applyRef = useRef(apply);
+  applyRef.current = apply;
+
   useInput((input, key) => {
     const actions = actionsOf(input, key);
     // Quitting ends the burst: keys after it are not for this view.
     const stop = actions.findIndex((a) => a === 'quit' || a === 'interrupt');
     const run = stop >= 0 ? actions.slice(0, stop) : actions;
-    if (run.length > 0) setUi((v) => run.reduce(apply, v));
+    if (run.length > 0) setUi((v) => run.reduce((x, a) => applyRef.current(x, a), v));
     if (stop < 0) return;
     if (actions[stop] === 'quit' && props.onBack) {
       props.onBack();

@@ -150,36 +150,44 @@ export function fitWithTail(head: string, tail: string, width: number): string {
 
 /**
  * Wraps a line to `width` columns: long expanded text continues on the next lines (indented like
- * the line it belongs to) instead of being cut. Our own color codes are zero-width; the ones in
- * effect at a break are closed and opened again on the next line.
+ * the line it belongs to) instead of being cut, broken after a space when there is one in the
+ * second half of the line. Our own color codes are zero-width; the ones in effect at a break are
+ * closed and opened again on the next line.
  */
 export function wrapLine(line: string, width: number): string[] {
   if (width <= 0 || visibleLength(line) <= width) return [line];
   const indent = /^ */.exec(line.replace(/\u001b\[[0-9;]*m/g, ''))![0].slice(0, Math.max(0, Math.floor(width / 2)));
-  const out: string[] = [];
-  let cur = '';
-  let cols = 0;
-  let codes = '';
-  const room = (): number => width - (out.length === 0 ? 0 : indent.length);
+  // Tokens: a color code (zero width) or one character.
+  const tokens: string[] = [];
   for (let i = 0; i < line.length; ) {
     const m = /^\u001b\[[0-9;]*m/.exec(line.slice(i, i + 16));
-    if (m) {
-      cur += m[0];
-      codes = m[0] === '\u001b[0m' ? '' : codes + m[0];
-      i += m[0].length;
-      continue;
-    }
-    const ch = String.fromCodePoint(line.codePointAt(i)!);
-    if (cols >= room()) {
-      out.push(codes ? `${cur}\u001b[0m` : cur);
-      cur = `${indent}${codes}`;
-      cols = 0;
-    }
-    cur += ch;
-    cols++;
-    i += ch.length;
+    const t = m ? m[0] : String.fromCodePoint(line.codePointAt(i)!);
+    tokens.push(t);
+    i += t.length;
   }
-  out.push(cur);
+  const isCode = (t: string): boolean => t.startsWith('\u001b[');
+  const out: string[] = [];
+  let codes = '';
+  let start = 0;
+  while (start < tokens.length) {
+    const room = width - (out.length === 0 ? 0 : indent.length);
+    let cols = 0;
+    let end = start;
+    let lastSpace = -1;
+    while (end < tokens.length && (cols < room || isCode(tokens[end]!))) {
+      if (!isCode(tokens[end]!)) {
+        cols++;
+        if (tokens[end] === ' ') lastSpace = end;
+      }
+      end++;
+    }
+    if (end < tokens.length && lastSpace > start + Math.floor(room / 2)) end = lastSpace + 1;
+    const open = codes;
+    for (let k = start; k < end; k++) if (isCode(tokens[k]!)) codes = tokens[k] === '\u001b[0m' ? '' : codes + tokens[k]!;
+    const text = tokens.slice(start, end).join('');
+    out.push(`${out.length === 0 ? '' : indent}${open}${text}${codes && end < tokens.length ? '\u001b[0m' : ''}`);
+    start = end;
+  }
   return out;
 }
 

@@ -45,6 +45,9 @@ export const REPLAY_KEYS = '↑/↓ j/k move · PgUp/PgDn · g/G top/end · ente
 const REPLAY_KEYS_SHORT = 'j/k move · enter open · e error · s summary · q quit';
 const REPLAY_KEYS_TINY = 'j/k · enter · e · q quit';
 
+/** Terminals narrower than this show steps without seq, latency and cost. */
+const COMPACT_BELOW = 90;
+
 /** What one keypress asks for; a burst of keys in one stdin chunk becomes several. */
 type Action = 'up' | 'down' | 'pageUp' | 'pageDown' | 'home' | 'end' | 'toggle' | 'collapse' | 'nextError' | 'prevError' | 'summary' | 'quit' | 'interrupt';
 
@@ -94,9 +97,10 @@ function loopHeadline(loop: LoopRun, first: TimelineRow, open: boolean, c: Chalk
   const shortTail = `  ${c.bold(`×${loop.calls}`)}  ${failed}  ${loop.backoff ? 'backoff' : c.red('no backoff')}${error}`;
   // The tool, the count, the failures and whether it backed off matter most: the agent and the
   // gap's figure give way first on a narrow terminal.
-  const tries = [`${offset}  ${c.bold(safe(loop.agentId))}  ${what}${longTail}`, `${offset}  ${what}${longTail}`, `${offset}  ${what}${shortTail}`];
+  const mark = `${open ? '▾' : '▸'} ${safe(loop.tool)}`;
+  const tries = [`${offset}  ${c.bold(safe(loop.agentId))}  ${what}${longTail}`, `${offset}  ${what}${longTail}`, `${offset}  ${what}${shortTail}`, `${offset}  ${mark}${shortTail}`, `${mark}${shortTail}`];
   for (const t of tries) if (visibleLength(t) <= width) return t;
-  return fitWithTail(`${offset}  ${what}`, shortTail, width);
+  return fitWithTail(mark, shortTail, width);
 }
 
 /**
@@ -272,6 +276,8 @@ export function ReplayApp(props: ReplayAppProps) {
 
   const items = itemsFor(ui.open);
   const { cursor, showSummary, note } = ui;
+  // Below this width every line uses the compact form, so the columns stay aligned.
+  const compact = lineWidth < COMPACT_BELOW;
   const top = Math.min(ui.top, Math.max(0, items.length - 1));
   const visible: string[] = [];
   if (showSummary) visible.push(...props.summary.flatMap((l) => wrapLine(l, lineWidth)).slice(0, height));
@@ -284,7 +290,7 @@ export function ReplayApp(props: ReplayAppProps) {
       if (item.kind === 'loop') lines.push(`${mark}${loopHeadline(item.loop, rows[item.loop.from]!, item.open, c, lineWidth - 1)}`);
       else {
         const indent = item.inLoop ? ' ' : '';
-        lines.push(`${mark}${indent}${headlineFit(rows[item.row]!, c, lineWidth - 1 - indent.length)}`);
+        lines.push(`${mark}${indent}${headlineFit(rows[item.row]!, c, lineWidth - 1 - indent.length, compact)}`);
         lines.push(...detailLines(item.row, ui.expanded));
       }
       for (const l of lines) {

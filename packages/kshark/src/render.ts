@@ -128,12 +128,14 @@ export function headline(row: TimelineRow, c: ChalkInstance): string {
 export const visibleLength = (line: string): number => line.replace(/\u001b\[[0-9;]*m/g, '').length;
 
 /**
- * A headline that fits `width` columns with its status marker: on a narrow terminal the seq,
- * latency and cost go first, then the name and agent are cut, never the ERROR marker.
+ * A headline that fits `width` columns with its status marker: on a narrow terminal (or always
+ * when `compact`) the seq, latency and cost go first, then the name is cut, never the ERROR marker.
  */
-export function headlineFit(row: TimelineRow, c: ChalkInstance, width: number): string {
-  const full = headline(row, c);
-  if (width <= 0 || visibleLength(full) <= width) return full;
+export function headlineFit(row: TimelineRow, c: ChalkInstance, width: number, compact = false): string {
+  if (!compact) {
+    const full = headline(row, c);
+    if (width <= 0 || visibleLength(full) <= width) return full;
+  }
   const e = row.event;
   const core = [c.dim(formatOffset(row.offsetMs).padStart(10)), c.bold(safe(e.agent_id)), `${c.dim(treeGuide(row))}${typeColor(c, e)(e.event_type)}`];
   const name = stepName(e);

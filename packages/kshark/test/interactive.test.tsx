@@ -322,6 +322,13 @@ describe('replay view: retry loops, bursts, wrapping, narrow terminals (#16)', (
     const after = await until(ui.lastFrame, (f) => f.includes('8/10'));
     expect(selected(after)).toMatch(/ERROR$/);
     ui.unmount();
+    // A folded loop keeps its tool, count, failures, backoff verdict and marker.
+    const loop = renderAt(<ReplayApp title="t" rows={buildTimeline(loopSession('sess_loop', 847, 12))} summary={[]} chalk={plain} height={12} />, columns);
+    await tick();
+    const line = (await until(loop.lastFrame, (f) => f.includes('×847'))).split('\n').find((l) => l.includes('×847')) ?? '';
+    expect(line.length).toBeLessThanOrEqual(columns);
+    expect(line).toMatch(/lookup_invoice\s+×847\s+846 failed\s+no backoff.*ERROR$/);
+    loop.unmount();
   });
 });
 

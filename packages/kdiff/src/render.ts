@@ -141,10 +141,10 @@ function foldLine(entries: readonly DiffEntry[], first: number, n: number, c: Ch
   const side = e.op === 'removed' ? 'A' : 'B';
   const s = (e.a ?? e.b)!;
   const last = (entries[first + n - 1]!.a ?? entries[first + n - 1]!.b)!;
-  return paint(e.op, c)(`${MARK[e.op]}             … ${n} more ${describeStep(s, makeChalkPlain)} (${side}#${s.index + 1}–${side}#${last.index + 1}) …`);
+  return paint(e.op, c)(`${MARK[e.op]}             … ${n} more ${describeStep(s, PLAIN_CHALK)} (${side}#${s.index + 1}–${side}#${last.index + 1}) …`);
 }
 
-const makeChalkPlain = new Chalk({ level: 0 });
+const PLAIN_CHALK = new Chalk({ level: 0 });
 
 function unifiedLines(cmp: Comparison, o: RenderOptions): string[] {
   const c = o.chalk;

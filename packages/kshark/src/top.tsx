@@ -109,6 +109,12 @@ export function TopApp(props: TopAppProps) {
 
   useInput(
     (input, key) => {
+      if (opened) {
+        // Still reading the session: q or Esc gives up and stays in the list.
+        if (input === 'q' || key.escape) setOpened(undefined);
+        else if (key.ctrl && input === 'c') exit();
+        return;
+      }
       if (input === 'q' || key.escape || (key.ctrl && input === 'c')) {
         exit();
         return;
@@ -136,11 +142,12 @@ export function TopApp(props: TopAppProps) {
         setSelected(id);
       }
     },
-    { isActive: opened === undefined },
+    // The replay view handles its own keys once it is shown.
+    { isActive: opened?.view === undefined },
   );
 
   if (opened) {
-    if (!opened.view) return <Text>{fit(c.dim(`opening ${safe(opened.sessionId)}…`), width - 1)}</Text>;
+    if (!opened.view) return <Text>{fit(c.dim(`opening ${safe(opened.sessionId)}… (q goes back)`), width - 1)}</Text>;
     return <ReplayApp {...opened.view} chalk={c} onBack={() => setOpened(undefined)} />;
   }
 

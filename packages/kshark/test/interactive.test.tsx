@@ -386,4 +386,26 @@ describe('kshark top opens a session (#16)', () => {
     expect(opened).toEqual(['sess_second', 'sess_second']);
     ui.unmount();
   });
+
+  it('q while a session is still being read goes back to the list', async () => {
+    const poll = async (): Promise<TopSnapshot> => ({ source: 'Redis (dashboard consumer)', sessions: [session('sess_slow', 'active')], alerts: [] });
+    let release: (() => void) | undefined;
+    const openReplay = (id: string) =>
+      new Promise<{ title: string; rows: typeof rows; summary: string[] }>((resolve) => {
+        release = () => resolve({ title: `kshark replay ${id} (kafka)`, rows, summary: [] });
+      });
+    const ui = render(<TopApp poll={poll} intervalMs={200} chalk={plain} openReplay={openReplay} />);
+    await until(ui.lastFrame, (f) => f.includes('sess_slow'));
+    await tick(50);
+    ui.stdin.write('\r');
+    expect(await until(ui.lastFrame, (f) => f.includes('opening sess_slow'))).toContain('q goes back');
+    await tick(50);
+    ui.stdin.write('q');
+    expect(await until(ui.lastFrame, (f) => f.includes('SESSION'))).toContain('kshark top');
+    // The late answer does not open the view any more.
+    release!();
+    await tick(100);
+    expect(ui.lastFrame()).toContain('SESSION');
+    ui.unmount();
+  });
 });

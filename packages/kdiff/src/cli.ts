@@ -42,6 +42,7 @@ interface CompareFlags extends SharedFlags, FilterFlags {
   view: View;
   context: string;
   json?: boolean;
+  full?: boolean;
 }
 
 interface SnapshotFlags extends SharedFlags, FilterFlags {
@@ -137,7 +138,11 @@ function output(cmp: Comparison, a: SideDescription, b: SideDescription, flags: 
   const label = (s: SideDescription): string => (s.kind === 'expected' ? `expected ${s.name}` : `${s.name} (${s.source ?? '?'})`);
   const width = process.stdout.isTTY && process.stdout.columns ? process.stdout.columns : 160;
   process.stdout.write(
-    renderComparison(cmp, { chalk: makeChalk(useColor(flags)), labelA: label(a), labelB: label(b), view: flags.view, width, valueWidth: Math.max(40, Math.floor(width / 3)) }, flags.showDivergence === true),
+    renderComparison(
+      cmp,
+      { chalk: makeChalk(useColor(flags)), labelA: label(a), labelB: label(b), view: flags.view, width, valueWidth: flags.full === true ? Number.POSITIVE_INFINITY : Math.max(40, Math.floor(width / 3)), full: flags.full === true },
+      flags.showDivergence === true,
+    ),
   );
 }
 
@@ -219,6 +224,7 @@ function program(result: { code: number }): Command {
         .option('-d, --show-divergence', 'show only the first divergence: context before it, both sides\' reasoning / model / confidence, field diff')
         .addOption(new Option('--view <view>', 'layout of the full comparison').choices(['unified', 'side-by-side']).default('unified'))
         .option('-C, --context <n>', 'matching steps shown around each difference', '3')
+        .option('--full', 'print long values and reasoning whole (by default they are cut to fit a line)')
         .option('--json', 'one JSON document (format kdiff.compare.v1, see docs/kdiff.md)'),
     ),
   )
@@ -231,9 +237,15 @@ timestamps, seq, latency, cost, tokens and stack traces are ignored by default; 
 are reported as deltas. Steps of the same kind at the same place with different fields are
 "changed"; the rest are only in A (-) or only in B (+).
 
+The first divergence is the first structural difference: a step only one side took, a different
+decision, status, error kind, model, sub-agent or outcome. A retry loop is told as one line
+("tool X called 847 times in a row in A (846 failed)"). Per-run data (ids, amounts, text) is
+listed after it as data differences.
+
 Examples:
   kdiff compare sess_a1b2c3 sess_b4c5d6
   kdiff compare sess_a1b2c3 sess_b4c5d6 --show-divergence
+  kdiff compare sess_a1b2c3 sess_b4c5d6 --show-divergence --full
   kdiff compare sess_a1b2c3 sess_b4c5d6 --view side-by-side --context 1
   kdiff compare sess_a1b2c3 sess_b4c5d6 --ignore payload.output.request_id --ignore 'payload.**.trace_id'
   kdiff compare sess_a1b2c3 sess_b4c5d6 --type tool_call,decision --agent invoice-agent

@@ -9,6 +9,7 @@ import { diffExpectedFields, diffFields, type FieldChange } from './field-diff.j
 import { resolveCompareOptions, type CompareOptions, type ResolvedCompareOptions } from './options.js';
 import { deepEqual, subsetMatches } from './paths.js';
 import { stepsFromEvents, stepsFromExpected, type SignatureParts, type Step } from './steps.js';
+import { buildStory, structuralFacts, type StoryItem, type StructuralFact } from './story.js';
 
 /** `same`: aligned and equal; `changed`: aligned, fields differ; `removed`: only in A; `added`: only in B. */
 export type EntryOp = 'same' | 'changed' | 'removed' | 'added';
@@ -19,6 +20,11 @@ export interface DiffEntry {
   b?: Step;
   changes: FieldChange[];
   changesOmitted: number;
+  /**
+   * Set on every entry that is not `same`: true when it changes what the agent did (a step only
+   * one side took; in a pair, see story.ts), false when the pair differs only in per-run data.
+   */
+  structural?: boolean;
   /** B minus A, when both sides measured it. */
   latencyDeltaMs?: number;
   costDeltaUsd?: number;
@@ -46,12 +52,25 @@ export interface CompareSummary {
   costDeltaUsd: number;
   /** Set when exactly one side has a failed step. */
   errorOnlyIn: 'a' | 'b' | undefined;
+  /** Structural differences (items of the story). */
+  structural: number;
+  /** Changed pairs that differ only in per-run data (ids, amounts, text). */
+  dataOnly: number;
 }
 
 export interface Divergence {
-  /** Index into `entries` of the first entry that is not `same`. */
+  /**
+   * Index into `entries` of the first structural difference (the first story item); when the
+   * sessions differ only in per-run data, of the first entry that is not `same`.
+   */
   entry: number;
-  /** The matching entries right before it (up to `context`). */
+  /** False when no difference is structural (the divergence is then the first data difference). */
+  structural: boolean;
+  /** The story item the divergence starts (undefined when not structural). */
+  story: StoryItem | undefined;
+  /** For a changed pair: the structural fields that differ. */
+  facts: StructuralFact[];
+  /** The entries right before it (up to `context`): matching, or differing only in data. */
   context: DiffEntry[];
   /** The step each side took at the divergence (the next step of that side from there on). */
   a: Step | undefined;
@@ -65,6 +84,8 @@ export interface Comparison {
   entries: DiffEntry[];
   summary: CompareSummary;
   divergence: Divergence | undefined;
+  /** Every structural difference in alignment order: the divergence first, then what followed. */
+  story: StoryItem[];
   identical: boolean;
   /** How the steps were aligned (see align.ts). */
   alignment: 'myers' | 'anchored';
@@ -107,6 +128,8 @@ interface Engine {
   same(a: Step, b: Step): boolean;
   fields(a: Step, b: Step, limit: number): { changes: FieldChange[]; omitted: number };
   align(a: Step[], b: Step[], maxEdit: number): { runs: AlignRun[]; method: 'myers' | 'anchored' };
+  /** Structural differences of an aligned pair (see story.ts). */
+  facts(a: Step, b: Step): StructuralFact[];
   /** Pairing inside a hunk: level 0 by kind and status, level 1 by kind alone. */
   alignKinds(a: Step[], b: Step[], maxEdit: number, level: number): AlignRun[] | undefined;
 }
@@ -116,6 +139,7 @@ const KIND_LEVELS = 2;
 const exactEngine: Engine = {
   same: (a, b) => deepEqual(a.view, b.view),
   fields: (a, b, limit) => diffFields(a.view, b.view, limit),
+  facts: structuralFacts,
   align(a, b, maxEdit) {
     const table = new Map<string, number>();
     return alignKeys(intern(a.map((s) => s.signature), table), intern(b.map((s) => s.signature), table), maxEdit);
@@ -132,6 +156,8 @@ const exactEngine: Engine = {
 const expectedEngine: Engine = {
   same: (a, b) => subsetMatches(a.view, b.view),
   fields: (a, b, limit) => diffExpectedFields(a.view, b.view, limit),
+  // An expected step pins only the fields it gives; a field it leaves out is never a difference.
+  facts: (a, b) => structuralFacts(a, b).filter((f) => f.a !== undefined),
   align: (a, b, maxEdit) =>
     alignWith(a, b, (x, y) => kindMatches(x.parts, y.parts) && (x.parts.status === undefined || x.parts.status === y.parts.status) && subsetMatches(x.parts.what, y.parts.what), maxEdit),
   alignKinds(a, b, maxEdit, level) {
@@ -147,6 +173,7 @@ function pairEntry(engine: Engine, a: Step, b: Step, o: ResolvedCompareOptions):
     entry.op = 'changed';
     entry.changes = d.changes;
     entry.changesOmitted = d.omitted;
+    entry.structural = engine.facts(a, b).length > 0;
   }
   if (a.latencyMs !== undefined && b.latencyMs !== undefined) entry.latencyDeltaMs = b.latencyMs - a.latencyMs;
   if (a.costUsd !== undefined && b.costUsd !== undefined) entry.costDeltaUsd = b.costUsd - a.costUsd;
@@ -162,8 +189,8 @@ function hunkEntries(engine: Engine, a: Step[], b: Step[], o: ResolvedCompareOpt
   const out: DiffEntry[] = [];
   const runs = a.length > 0 && b.length > 0 ? engine.alignKinds(a, b, o.maxEditLength, level) : undefined;
   if (!runs) {
-    for (const s of a) out.push({ op: 'removed', a: s, changes: [], changesOmitted: 0 });
-    for (const s of b) out.push({ op: 'added', b: s, changes: [], changesOmitted: 0 });
+    for (const s of a) out.push({ op: 'removed', a: s, changes: [], changesOmitted: 0, structural: true });
+    for (const s of b) out.push({ op: 'added', b: s, changes: [], changesOmitted: 0, structural: true });
     return out;
   }
   for (const r of runs) {
@@ -172,8 +199,8 @@ function hunkEntries(engine: Engine, a: Step[], b: Step[], o: ResolvedCompareOpt
     } else if (level + 1 < KIND_LEVELS) {
       out.push(...hunkEntries(engine, a.slice(r.aFrom, r.aTo), b.slice(r.bFrom, r.bTo), o, level + 1));
     } else {
-      for (let i = r.aFrom; i < r.aTo; i++) out.push({ op: 'removed', a: a[i]!, changes: [], changesOmitted: 0 });
-      for (let j = r.bFrom; j < r.bTo; j++) out.push({ op: 'added', b: b[j]!, changes: [], changesOmitted: 0 });
+      for (let i = r.aFrom; i < r.aTo; i++) out.push({ op: 'removed', a: a[i]!, changes: [], changesOmitted: 0, structural: true });
+      for (let j = r.bFrom; j < r.bTo; j++) out.push({ op: 'added', b: b[j]!, changes: [], changesOmitted: 0, structural: true });
     }
   }
   return out;
@@ -191,11 +218,15 @@ function compareSteps(engine: Engine, mode: Comparison['mode'], a: Step[], b: St
   }
   let same = 0;
   let changed = 0;
+  let dataOnly = 0;
   let onlyInA = 0;
   let onlyInB = 0;
   for (const e of entries) {
     if (e.op === 'same') same++;
-    else if (e.op === 'changed') changed++;
+    else if (e.op === 'changed') {
+      changed++;
+      if (e.structural !== true) dataOnly++;
+    }
     else if (e.op === 'removed') onlyInA++;
     else onlyInB++;
   }
@@ -211,12 +242,18 @@ function compareSteps(engine: Engine, mode: Comparison['mode'], a: Step[], b: St
     latencyDeltaMs: tb.latencyMs - ta.latencyMs,
     costDeltaUsd: tb.costUsd - ta.costUsd,
     errorOnlyIn: ta.errors > 0 && tb.errors === 0 ? 'a' : tb.errors > 0 && ta.errors === 0 ? 'b' : undefined,
+    structural: 0,
+    dataOnly,
   };
-  const first = entries.findIndex((e) => e.op !== 'same');
+  const story = buildStory(entries, a, b, (i) => engine.facts(entries[i]!.a!, entries[i]!.b!));
+  summary.structural = story.length;
+  const anyDifference = entries.findIndex((e) => e.op !== 'same');
+  // The first structural difference tells the story; per-run data before it is listed after it.
+  const first = story.length > 0 ? story[0]!.entry : anyDifference;
   let divergence: Divergence | undefined;
   if (first >= 0) {
     const ctx: DiffEntry[] = [];
-    for (let k = first - 1; k >= 0 && ctx.length < o.context && entries[k]!.op === 'same'; k--) ctx.unshift(entries[k]!);
+    for (let k = first - 1; k >= 0 && ctx.length < o.context && entries[k]!.structural !== true; k--) ctx.unshift(entries[k]!);
     const at = entries[first]!;
     let sa: Step | undefined;
     let sb: Step | undefined;
@@ -224,9 +261,10 @@ function compareSteps(engine: Engine, mode: Comparison['mode'], a: Step[], b: St
       sa ??= entries[k]!.a;
       sb ??= entries[k]!.b;
     }
-    divergence = { entry: first, context: ctx, a: sa, b: sb, changes: at.changes, changesOmitted: at.changesOmitted };
+    const item = story.length > 0 ? story[0] : undefined;
+    divergence = { entry: first, structural: item !== undefined, story: item, facts: item?.facts ?? [], context: ctx, a: sa, b: sb, changes: at.changes, changesOmitted: at.changesOmitted };
   }
-  return { mode, entries, summary, divergence, identical: first < 0, alignment: method, options: o };
+  return { mode, entries, summary, divergence, story, identical: anyDifference < 0, alignment: method, options: o };
 }
 
 /** Compares two sessions' events (each in its canonical order). */

@@ -14,7 +14,9 @@ export { EXPECTED_FORMAT, parseExpected, readExpectedFile, snapshotSession } fro
 export type { ExpectedFile, ExpectedStep, SnapshotOptions } from './expected.js';
 export { COMPARE_FORMAT, comparisonJson } from './json-output.js';
 export type { SideDescription } from './json-output.js';
-export { renderComparison, divergenceLines, summaryLines, makeChalk, formatChange, formatValue } from './render.js';
+export { renderComparison, divergenceLines, summaryLines, storyLines, dataLines, makeChalk, formatChange, formatValue } from './render.js';
+export { buildStory, storyText, structuralFacts, structuralPaths, isStructuralPath, LOOP_MIN_CALLS } from './story.js';
+export type { StoryItem, StoryKind, StructuralFact, LoopFact, StepRange } from './story.js';
 export type { RenderOptions, View } from './render.js';
 export { EXIT, EXIT_CODES_HELP, KdiffError, UsageError, ExpectedFileError, hintFor } from './errors.js';
 export type { ExitCode } from './errors.js';

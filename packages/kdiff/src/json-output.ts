@@ -4,6 +4,7 @@
  */
 import type { Comparison, DiffEntry, SideTotals } from './compare.js';
 import type { Step } from './steps.js';
+import { storyText, type StepRange, type StoryItem, type StructuralFact } from './story.js';
 
 export const COMPARE_FORMAT = 'kdiff.compare.v1';
 
@@ -44,8 +45,30 @@ function entryJson(e: DiffEntry): Record<string, unknown> {
     out.changes = e.changes;
     if (e.changesOmitted > 0) out.changes_omitted = e.changesOmitted;
   }
+  if (e.op !== 'same') out.structural = e.structural === true;
   if (e.latencyDeltaMs !== undefined) out.latency_delta_ms = e.latencyDeltaMs;
   if (e.costDeltaUsd !== undefined) out.cost_delta_usd = e.costDeltaUsd;
+  return out;
+}
+
+const rangeJson = (r: StepRange | undefined): Record<string, number> | null => (r ? { from: r.from, to: r.to } : null);
+
+function factJson(f: StructuralFact): Record<string, unknown> {
+  const out: Record<string, unknown> = { field: f.field, path: f.path };
+  if (f.a !== undefined) out.a = f.a;
+  if (f.b !== undefined) out.b = f.b;
+  return out;
+}
+
+function storyJson(cmp: Comparison, item: StoryItem): Record<string, unknown> {
+  const e = cmp.entries[item.entry]!;
+  const out: Record<string, unknown> = { kind: item.kind, entry: item.entry, text: storyText(item, e.a, e.b), a: rangeJson(item.a), b: rangeJson(item.b) };
+  if (item.kind === 'changed') out.facts = item.facts.map(factJson);
+  if (item.loop) {
+    const l = item.loop;
+    out.loop = { side: l.side, event_type: l.eventType, label: l.label, agent_id: l.agentId ?? null, calls: l.calls, failed: l.failed, other_calls: l.otherCalls };
+  }
+  if (item.steps.length > 0) out.steps = item.steps.length;
   return out;
 }
 
@@ -88,11 +111,17 @@ export function comparisonJson(cmp: Comparison, a: SideDescription, b: SideDescr
       latency_delta_ms: s.latencyDeltaMs,
       cost_delta_usd: s.costDeltaUsd,
       error_only_in: s.errorOnlyIn ?? null,
+      structural: s.structural,
+      data_only: s.dataOnly,
     },
+    story: cmp.story.map((item) => storyJson(cmp, item)),
     divergence: d
       ? {
           entry: d.entry,
           op: cmp.entries[d.entry]!.op,
+          structural: d.structural,
+          text: d.story ? storyText(d.story, cmp.entries[d.entry]!.a, cmp.entries[d.entry]!.b) : null,
+          facts: d.facts.map(factJson),
           context: d.context.map(entryJson),
           a: detailJson(d.a),
           b: detailJson(d.b),

@@ -7,6 +7,7 @@ import { sanitizeForTerminal } from '@agenttrace/common';
 import type { Comparison, DiffEntry, SideTotals } from './compare.js';
 import type { FieldChange } from './field-diff.js';
 import type { Step } from './steps.js';
+import { isStructuralPath, storyText, type StepRange, type StoryItem } from './story.js';
 
 export type View = 'unified' | 'side-by-side';
 
@@ -18,8 +19,10 @@ export interface RenderOptions {
   view: View;
   /** Line width for the side-by-side view. */
   width: number;
-  /** Characters of a value shown on one line. */
+  /** Characters of a value shown on one line (Infinity with --full). */
   valueWidth: number;
+  /** --full: long strings (values, reasoning) whole instead of cut. */
+  full?: boolean;
 }
 
 export function makeChalk(color: boolean): ChalkInstance {
@@ -39,7 +42,7 @@ export function formatValue(value: unknown, max: number): string {
     text = String(value);
   }
   const clean = safe(text);
-  return clean.length > max ? `${clean.slice(0, max)}… (${clean.length} chars)` : clean;
+  return clean.length > max ? `${clean.slice(0, max)}… (${clean.length} chars, --full prints all)` : clean;
 }
 
 export function formatMs(ms: number): string {
@@ -103,10 +106,51 @@ function paint(op: DiffEntry['op'], c: ChalkInstance): (t: string) => string {
   return c.dim;
 }
 
+/** One-sided runs of this many identical steps or more are folded to their first and last step. */
+export const FOLD_RUN = 5;
+
+/**
+ * Which entries are folded away: the inside of each run of at least FOLD_RUN one-sided entries of
+ * one kind and status (a retry loop is hundreds of identical lines). Maps the first folded entry
+ * of a run to the number folded.
+ */
+function foldedRuns(entries: readonly DiffEntry[]): { hide: boolean[]; count: Map<number, number> } {
+  const hide = new Array<boolean>(entries.length).fill(false);
+  const count = new Map<number, number>();
+  let i = 0;
+  while (i < entries.length) {
+    const e = entries[i]!;
+    if (e.op !== 'removed' && e.op !== 'added') {
+      i++;
+      continue;
+    }
+    const s = (e.a ?? e.b)!;
+    let j = i + 1;
+    while (j < entries.length && entries[j]!.op === e.op && (entries[j]!.a ?? entries[j]!.b)!.kind === s.kind && (entries[j]!.a ?? entries[j]!.b)!.status === s.status) j++;
+    if (j - i >= FOLD_RUN) {
+      for (let k = i + 1; k < j - 1; k++) hide[k] = true;
+      count.set(i + 1, j - i - 2);
+    }
+    i = j;
+  }
+  return { hide, count };
+}
+
+function foldLine(entries: readonly DiffEntry[], first: number, n: number, c: ChalkInstance): string {
+  const e = entries[first]!;
+  const side = e.op === 'removed' ? 'A' : 'B';
+  const s = (e.a ?? e.b)!;
+  const last = (entries[first + n - 1]!.a ?? entries[first + n - 1]!.b)!;
+  return paint(e.op, c)(`${MARK[e.op]}             … ${n} more ${describeStep(s, PLAIN_CHALK)} (${side}#${s.index + 1}–${side}#${last.index + 1}) …`);
+}
+
+const PLAIN_CHALK = new Chalk({ level: 0 });
+
 function unifiedLines(cmp: Comparison, o: RenderOptions): string[] {
   const c = o.chalk;
   const out: string[] = [];
   const show = visibleEntries(cmp.entries, cmp.options.context);
+  const fold = foldedRuns(cmp.entries);
   let hidden = 0;
   const flush = (): void => {
     if (hidden > 0) out.push(c.dim(`    … ${hidden} matching step${hidden === 1 ? '' : 's'} …`));
@@ -115,6 +159,11 @@ function unifiedLines(cmp: Comparison, o: RenderOptions): string[] {
   cmp.entries.forEach((e, i) => {
     if (!show[i]) {
       hidden++;
+      return;
+    }
+    if (fold.hide[i]) {
+      const n = fold.count.get(i);
+      if (n !== undefined) out.push(foldLine(cmp.entries, i, n, c));
       return;
     }
     flush();
@@ -141,6 +190,7 @@ function sideBySideLines(cmp: Comparison, o: RenderOptions): string[] {
   const col = Math.max(30, Math.floor((o.width - 3) / 2));
   const out: string[] = [`${fit(c.bold(`A ${safe(o.labelA)}`), col)} │ ${c.bold(`B ${safe(o.labelB)}`)}`];
   const show = visibleEntries(cmp.entries, cmp.options.context);
+  const fold = foldedRuns(cmp.entries);
   let hidden = 0;
   const flush = (): void => {
     if (hidden > 0) out.push(c.dim(`${fit(`  … ${hidden} matching step${hidden === 1 ? '' : 's'} …`, col)} │`));
@@ -149,6 +199,11 @@ function sideBySideLines(cmp: Comparison, o: RenderOptions): string[] {
   cmp.entries.forEach((e, i) => {
     if (!show[i]) {
       hidden++;
+      return;
+    }
+    if (fold.hide[i]) {
+      const n = fold.count.get(i);
+      if (n !== undefined) out.push(foldLine(cmp.entries, i, n, c));
       return;
     }
     flush();
@@ -162,6 +217,75 @@ function sideBySideLines(cmp: Comparison, o: RenderOptions): string[] {
   return out;
 }
 
+/** A reasoning string without its JSON quotes, cut (with the note) only when longer than `max`. */
+function reasoningText(text: string, max: number): string {
+  const clean = safe(JSON.stringify(text)).slice(1, -1);
+  return clean.length > max ? `${clean.slice(0, max)}… (${clean.length} chars, --full prints all)` : clean;
+}
+
+const rangeRef = (side: 'A' | 'B', r: StepRange | undefined): string => (r ? (r.from === r.to ? `${side}#${r.from + 1}` : `${side}#${r.from + 1}–${side}#${r.to + 1}`) : '');
+
+function storyRefs(item: StoryItem): string {
+  return [rangeRef('A', item.a), rangeRef('B', item.b)].filter(Boolean).join(' / ');
+}
+
+/** Story values in the text view: strings bare, anything else as JSON, all sanitized and cut. */
+function storyValue(o: RenderOptions): (v: unknown) => string {
+  const max = o.full ? Number.POSITIVE_INFINITY : Math.min(o.valueWidth, 80);
+  return (v) => {
+    if (typeof v !== 'string') return formatValue(v, max);
+    const clean = safe(v);
+    return clean.length > max ? `${clean.slice(0, max)}… (${clean.length} chars, --full prints all)` : clean;
+  };
+}
+
+/** The line of one story item. */
+export function storyLine(cmp: Comparison, item: StoryItem, o: RenderOptions): string {
+  const e = cmp.entries[item.entry]!;
+  return storyText(item, e.a, e.b, storyValue(o));
+}
+
+/** Story items listed in a report; the rest are counted (all of them are in --json). */
+const STORY_SHOWN = 20;
+
+/** "What changed": every structural difference in alignment order, numbered. */
+export function storyLines(cmp: Comparison, o: RenderOptions): string[] {
+  const c = o.chalk;
+  if (cmp.identical) return [];
+  if (cmp.story.length === 0) return [c.bold('What changed: no structural difference') + c.dim(` (the same steps, decisions and outcome; ${cmp.summary.dataOnly} step${cmp.summary.dataOnly === 1 ? '' : 's'} differ in per-run data only)`)];
+  const out = [c.bold(`What changed (${cmp.story.length} structural difference${cmp.story.length === 1 ? '' : 's'}, in order):`)];
+  cmp.story.slice(0, STORY_SHOWN).forEach((item, n) => {
+    out.push(`  ${String(n + 1).padStart(2)}. ${c.dim(storyRefs(item).padEnd(18))} ${paintStory(item, c)(storyLine(cmp, item, o))}`);
+  });
+  if (cmp.story.length > STORY_SHOWN) out.push(c.dim(`  … ${cmp.story.length - STORY_SHOWN} more (the full view or --json lists all)`));
+  if (cmp.summary.dataOnly > 0) out.push(c.dim(`  and ${cmp.summary.dataOnly} step${cmp.summary.dataOnly === 1 ? '' : 's'} differing only in per-run data (ids, amounts, text)`));
+  return out;
+}
+
+function paintStory(item: StoryItem, c: ChalkInstance): (t: string) => string {
+  if (item.kind === 'loop' || item.kind === 'only_in_a') return c.red;
+  if (item.kind === 'only_in_b') return c.green;
+  return c.yellow;
+}
+
+/** Data differences listed after the divergence: steps shown, the rest counted. */
+const DATA_SHOWN = 10;
+
+/** Per-run data: the changed fields that are not structural, step by step. */
+export function dataLines(cmp: Comparison, o: RenderOptions): string[] {
+  const c = o.chalk;
+  const rows = cmp.entries.filter((e) => e.op === 'changed' && e.changes.some((ch) => !isStructuralPath(e.a!.eventType, ch.path)));
+  if (rows.length === 0) return [];
+  const out = [c.bold(`Data differences (per-run values, not structural) in ${rows.length} step${rows.length === 1 ? '' : 's'}:`)];
+  for (const e of rows.slice(0, DATA_SHOWN)) {
+    out.push(`  ${`${ref('A', e.a)} / ${ref('B', e.b)}`.padEnd(16)}${describeStep(e.b!, c)}`);
+    const data = e.changes.filter((ch) => !isStructuralPath(e.a!.eventType, ch.path));
+    out.push(...changeLines({ changes: data, changesOmitted: e.changesOmitted }, '      ', o));
+  }
+  if (rows.length > DATA_SHOWN) out.push(c.dim(`  … ${rows.length - DATA_SHOWN} more steps with data differences (the full view or --json lists all)`));
+  return out;
+}
+
 function sideDetails(side: 'A' | 'B', s: Step | undefined, o: RenderOptions): string[] {
   const c = o.chalk;
   if (!s) return [`  ${side}: ${c.dim('(no more steps)')}`];
@@ -172,7 +296,8 @@ function sideDetails(side: 'A' | 'B', s: Step | undefined, o: RenderOptions): st
   if (s.latencyMs !== undefined) facts.push(`latency ${formatMs(s.latencyMs)}`);
   if (s.costUsd !== undefined) facts.push(`cost ${formatUsd(s.costUsd)}`);
   if (facts.length > 0) out.push(`      ${facts.join(' · ')}`);
-  if (s.reasoning !== undefined) out.push(`      reasoning: ${typeof s.reasoning === 'string' ? formatValue(s.reasoning, 400).slice(1, -1) : formatValue(s.reasoning, 400)}`);
+  const max = o.full ? Number.POSITIVE_INFINITY : 400;
+  if (s.reasoning !== undefined) out.push(`      reasoning: ${typeof s.reasoning === 'string' ? reasoningText(s.reasoning, max) : formatValue(s.reasoning, max)}`);
   // Why a failed step failed is usually the answer the reader is looking for.
   const err = (s.view.payload as { error?: { name?: unknown; message?: unknown } } | undefined)?.error;
   if (err && typeof err === 'object') out.push(c.red(`      error: ${safe(err.name ?? 'Error')}: ${safe(err.message ?? '')}`));
@@ -187,9 +312,14 @@ export function divergenceLines(cmp: Comparison, o: RenderOptions): string[] {
   const what =
     at.op === 'changed' ? 'the same kind of step with different fields' : at.op === 'removed' ? `a step only in A (${safe(o.labelA)})` : `a step only in B (${safe(o.labelB)})`;
   const out = [c.bold(`First divergence at ${[ref('A', at.a), ref('B', at.b)].filter(Boolean).join(' / ')}: ${what}`)];
+  if (d.story) out.push(`  ${paintStory(d.story, c)(storyLine(cmp, d.story, o))}`);
+  else out.push(c.dim('  (no structural difference: the sessions differ only in per-run data)'));
   if (d.context.length > 0) {
-    out.push(c.dim(`  before it (${d.context.length} matching step${d.context.length === 1 ? '' : 's'}):`));
-    for (const e of d.context) out.push(c.dim(`    = ${ref('A', e.a).padEnd(7)}${ref('B', e.b).padEnd(7)}`) + describeStep(e.a!, c));
+    const data = d.context.filter((e) => e.op === 'changed').length;
+    const n = d.context.length;
+    const kind = data > 0 ? `${n} step${n === 1 ? '' : 's'}: ${n - data} matching, ${data} with data differences only` : `${n} matching step${n === 1 ? '' : 's'}`;
+    out.push(c.dim(`  before it (${kind}):`));
+    for (const e of d.context) out.push(c.dim(`    ${e.op === 'same' ? '=' : '~'} ${ref('A', e.a).padEnd(7)}${ref('B', e.b).padEnd(7)}`) + describeStep(e.a!, c));
   } else if (d.entry === 0) {
     out.push(c.dim('  (the sessions differ from their first compared step)'));
   }
@@ -198,6 +328,9 @@ export function divergenceLines(cmp: Comparison, o: RenderOptions): string[] {
     out.push('  fields:');
     out.push(...changeLines(d, '    ', o));
   }
+  if (d.structural && cmp.story.length > 1) out.push('', ...storyLines(cmp, o));
+  const data = dataLines(cmp, o);
+  if (d.structural && data.length > 0) out.push('', ...data);
   return out;
 }
 
@@ -247,6 +380,7 @@ export function renderComparison(cmp: Comparison, o: RenderOptions, showDivergen
   } else if (cmp.identical) {
     lines.push(c.dim(`  all ${cmp.entries.length} compared steps match`));
   } else {
+    lines.push(...storyLines(cmp, o), '');
     lines.push(...(o.view === 'side-by-side' ? sideBySideLines(cmp, o) : unifiedLines(cmp, o)));
   }
   lines.push('', ...summaryLines(cmp, o));

@@ -6,7 +6,7 @@ import { SESSION_SORTS, SessionReader, type ListSessionsOptions, type SessionSor
 import { EXIT, EXIT_CODES_HELP, UsageError, exitCodeFor } from './errors.js';
 import { grepFlag, listFlag } from './options.js';
 import { makeChalk } from './render.js';
-import { runReplay, type ReplayOutput } from './replay.js';
+import { readReplayView, runReplay, type ReplayOutput } from './replay.js';
 import { sessionsJson, sessionsTable } from './sessions-list.js';
 import { findPatterns, patternsJson, patternsText } from './patterns.js';
 import { findArchivePatterns } from './archive-patterns.js';
@@ -344,7 +344,8 @@ ${SETTINGS_HELP}`,
       'after',
       `
 Reads the Redis view the dashboard consumer keeps (without it, a bounded Kafka scan every 5 s).
-Keys: q or Ctrl-C quits.
+Keys: j/k or ↑/↓ select a session, enter opens its replay (q or Esc there comes back to the
+list), q or Ctrl-C quits.
 
 Examples:
   kshark top
@@ -380,7 +381,8 @@ ${SETTINGS_HELP}`,
         const [{ createElement }, { render }, { TopApp }] = await Promise.all([import('react'), import('ink'), import('./top.js')]);
         const first = await poll();
         const every = first.sessions[0]?.source === 'kafka' ? Math.max(interval, 5000) : interval;
-        const app = render(createElement(TopApp, { poll, intervalMs: every, chalk: c, limit }), { exitOnCtrlC: true });
+        const openReplay = (sessionId: string) => readReplayView(reader, sessionId, c);
+        const app = render(createElement(TopApp, { poll, intervalMs: every, chalk: c, limit, openReplay }), { exitOnCtrlC: true });
         await app.waitUntilExit();
       } finally {
         await reader.close();

@@ -124,6 +124,75 @@ export function headline(row: TimelineRow, c: ChalkInstance): string {
   return parts.join('  ');
 }
 
+/** Visible columns of a line holding only our own color codes. */
+export const visibleLength = (line: string): number => line.replace(/\u001b\[[0-9;]*m/g, '').length;
+
+/**
+ * A headline that fits `width` columns with its status marker: on a narrow terminal (or always
+ * when `compact`) the seq, latency and cost go first, then the name is cut, never the ERROR marker.
+ */
+export function headlineFit(row: TimelineRow, c: ChalkInstance, width: number, compact = false): string {
+  if (!compact) {
+    const full = headline(row, c);
+    if (width <= 0 || visibleLength(full) <= width) return full;
+  }
+  const e = row.event;
+  const core = [c.dim(formatOffset(row.offsetMs).padStart(10)), c.bold(safe(e.agent_id)), `${c.dim(treeGuide(row))}${typeColor(c, e)(e.event_type)}`];
+  const name = stepName(e);
+  if (name) core.push(safe(name));
+  return fitWithTail(core.join('  '), e.status === 'error' ? `  ${c.red.bold('ERROR')}` : '', width);
+}
+
+/** `head` cut so that `tail` (a status marker) still fits on the line. */
+export function fitWithTail(head: string, tail: string, width: number): string {
+  const room = width - visibleLength(tail);
+  if (room < 8) return fit(`${head}${tail}`, width);
+  return `${fit(head, room)}${tail}`;
+}
+
+/**
+ * Wraps a line to `width` columns: long expanded text continues on the next lines (indented like
+ * the line it belongs to) instead of being cut, broken after a space when there is one in the
+ * second half of the line. Our own color codes are zero-width; the ones in effect at a break are
+ * closed and opened again on the next line.
+ */
+export function wrapLine(line: string, width: number): string[] {
+  if (width <= 0 || visibleLength(line) <= width) return [line];
+  const indent = /^ */.exec(line.replace(/\u001b\[[0-9;]*m/g, ''))![0].slice(0, Math.max(0, Math.floor(width / 2)));
+  // Tokens: a color code (zero width) or one character.
+  const tokens: string[] = [];
+  for (let i = 0; i < line.length; ) {
+    const m = /^\u001b\[[0-9;]*m/.exec(line.slice(i, i + 16));
+    const t = m ? m[0] : String.fromCodePoint(line.codePointAt(i)!);
+    tokens.push(t);
+    i += t.length;
+  }
+  const isCode = (t: string): boolean => t.startsWith('\u001b[');
+  const out: string[] = [];
+  let codes = '';
+  let start = 0;
+  while (start < tokens.length) {
+    const room = width - (out.length === 0 ? 0 : indent.length);
+    let cols = 0;
+    let end = start;
+    let lastSpace = -1;
+    while (end < tokens.length && (cols < room || isCode(tokens[end]!))) {
+      if (!isCode(tokens[end]!)) {
+        cols++;
+        if (tokens[end] === ' ') lastSpace = end;
+      }
+      end++;
+    }
+    if (end < tokens.length && lastSpace > start + Math.floor(room / 2)) end = lastSpace + 1;
+    const open = codes;
+    for (let k = start; k < end; k++) if (isCode(tokens[k]!)) codes = tokens[k] === '\u001b[0m' ? '' : codes + tokens[k]!;
+    const text = tokens.slice(start, end).join('');
+    out.push(`${out.length === 0 ? '' : indent}${open}${text}${codes && end < tokens.length ? '\u001b[0m' : ''}`);
+    start = end;
+  }
+  return out;
+}
+
 function field(label: string, value: unknown, o: Pick<ResolvedReplayOptions, 'full' | 'truncateAt'>, c: ChalkInstance, indent: string): string[] {
   if (value === undefined) return [];
   if (!o.full) return [`${indent}${c.dim(`${label}:`)} ${oneLine(value, o.truncateAt)}`];

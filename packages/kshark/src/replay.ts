@@ -6,6 +6,8 @@ import { resolveReplayOptions, type ReplayOptions, type ResolvedReplayOptions } 
 import { makeChalk, matchesFilters, renderRow, renderSummary, safe } from './render.js';
 import { sessionStats } from './summary.js';
 import { buildTimeline, type TimelineRow } from './timeline.js';
+import type { ChalkInstance } from 'chalk';
+import type { ReplayView } from './top.js';
 
 export type ReplayOutput = 'pretty' | 'json' | 'jsonl' | 'interactive';
 
@@ -115,6 +117,16 @@ export async function runReplay(req: ReplayRequest): Promise<void> {
   } finally {
     await reader.close();
   }
+}
+
+/** A session read for the replay view `kshark top` opens (every event, no filters). */
+export async function readReplayView(reader: SessionReader, sessionId: string, c: ChalkInstance): Promise<ReplayView> {
+  const result = await reader.read(sessionId, { source: 'auto' });
+  return {
+    title: `kshark replay ${safe(sessionId)} (${result.source})`,
+    rows: buildTimeline(result.events),
+    summary: renderSummary(result, sessionStats(result.events), result.events.length, c),
+  };
 }
 
 async function runInteractive(

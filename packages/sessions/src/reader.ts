@@ -21,7 +21,7 @@ import { SessionNotFoundError, SourceUnavailableError, type SessionSource } from
 import { assertKafkaReachable, closeConsumer, consumeBatch, openConsumer, pickSessionRecords, scanPartition, type ScannedEvent } from './kafka-scan.js';
 import { mostCalled, SESSION_SORTS, SummaryBuilder, selectSessions, type ListSessionsOptions, type SessionSort, type SessionSummary } from './list.js';
 import { resolveSessionReaderOptions, type ResolvedSessionReaderOptions, type SessionReaderOptions } from './options.js';
-import { connectRedis, consumerOffset, decodeMeta, readEventTexts, readKafkaIndex, redisFailure, type KafkaIndex } from './redis-source.js';
+import { connectRedis, consumerOffset, decodeMeta, readEventTexts, readKafkaIndex, redisFailure, type KafkaIndex } from './redis-timeline.js';
 import { seqAnomalies } from './seq.js';
 
 export interface ReadSessionOptions {

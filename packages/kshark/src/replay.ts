@@ -1,6 +1,6 @@
 import type { AgentTraceSettings } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
-import { SessionReader, type SessionReaderOptions, type SessionReadResult, type SessionSource } from '@agenttrace/sessions';
+import { SessionReader, type SessionReaderOptions, type SessionReadResult, type SessionSourceName } from '@agenttrace/sessions';
 import { replayJson, safeJson } from './json-output.js';
 import { resolveReplayOptions, type ReplayOptions, type ResolvedReplayOptions } from './options.js';
 import { makeChalk, matchesFilters, renderRow, renderSummary, safe } from './render.js';
@@ -18,7 +18,7 @@ export interface Output {
 export interface ReplayRequest {
   sessionId: string;
   settings: AgentTraceSettings;
-  source?: 'auto' | SessionSource;
+  source?: 'auto' | SessionSourceName;
   from?: number;
   to?: number;
   output: ReplayOutput;

@@ -1,7 +1,7 @@
 import { AgentTraceError } from '@agenttrace/common';
 
-/** Where a session can be read from. */
-export type SessionSource = 'redis' | 'kafka' | 'archive';
+/** Where a session can be read from (the name of a SessionSource). */
+export type SessionSourceName = 'redis' | 'kafka' | 'archive';
 
 /** Base class of the errors this package throws. */
 export class SessionsError extends AgentTraceError {}
@@ -10,9 +10,9 @@ export class SessionsError extends AgentTraceError {}
 export class SessionNotFoundError extends SessionsError {
   readonly sessionId: string;
   /** The sources that were checked and did not have it. */
-  readonly searched: SessionSource[];
+  readonly searched: SessionSourceName[];
 
-  constructor(sessionId: string, searched: SessionSource[], detail = '') {
+  constructor(sessionId: string, searched: SessionSourceName[], detail = '') {
     super(
       'SESSION_NOT_FOUND',
       `session "${sessionId}" was not found (searched ${searched.join(', ') || 'nothing'})${detail ? `: ${detail}` : ''}`,
@@ -27,10 +27,10 @@ export class SessionNotFoundError extends SessionsError {
  * safe description (brokers, Redis URL without password, S3 endpoint and bucket), never credentials.
  */
 export class SourceUnavailableError extends SessionsError {
-  readonly source: SessionSource;
+  readonly source: SessionSourceName;
   readonly where: string;
 
-  constructor(source: SessionSource, where: string, detail: string, cause?: unknown) {
+  constructor(source: SessionSourceName, where: string, detail: string, cause?: unknown) {
     super('SOURCE_UNAVAILABLE', `${source} source unavailable: ${where}: ${detail}`, { cause, retryable: true });
     this.source = source;
     this.where = where;

@@ -1,7 +1,9 @@
 export { SessionReader } from './reader.js';
-export type { ReadSessionOptions, SessionReadResult, SessionCursor, FollowOptions, AlertSummary } from './reader.js';
+export type { FollowOptions } from './reader.js';
+export type { ReadSessionOptions, SessionReadResult, SessionCursor, SessionSource, SourceAttempt, FollowStart, FollowEnd } from './source.js';
+export type { AlertSummary } from './redis-source.js';
 export { SessionsError, SessionNotFoundError, SourceUnavailableError } from './errors.js';
-export type { SessionSource } from './errors.js';
+export type { SessionSourceName } from './errors.js';
 export { SESSION_READER_DEFAULTS, resolveSessionReaderOptions } from './options.js';
 export type { SessionReaderOptions, ResolvedSessionReaderOptions } from './options.js';
 export { seqAnomalies } from './seq.js';

@@ -155,7 +155,7 @@ function defaultOnError(error: TracerError): void {
  * never waits on Kafka, and the tracer never throws its own failures into the agent — they go to
  * `onError` and make `flush()`/`close()` reject. The agent's own errors pass through untouched.
  */
-export class AgentTracer implements DeliveryTarget {
+export class AgentTracer {
   readonly sessionId: string;
   readonly agentId: string;
   /** This tracer's id; `seq` counts per (session, emitter). */
@@ -184,7 +184,7 @@ export class AgentTracer implements DeliveryTarget {
   /** After an upload timed out, S3 is not tried again before this time (see offloadTimeoutMs). */
   #s3RestUntil = 0;
   #s3RestReason = '';
-  /** Events counted failed by onLost whose own failure report may still come (it is not counted twice). */
+  /** Events counted failed by #onLost whose own failure report may still come (it is not counted twice). */
   #lostUnreported = 0;
   /** Woken when pending reaches 0, and when a drain ends (flush() then looks again). */
   #waiters: Array<() => void> = [];
@@ -194,6 +194,11 @@ export class AgentTracer implements DeliveryTarget {
   #closing: Promise<void> | undefined;
   #sessionEnded = false;
   readonly #stats = { recorded: 0, delivered: 0, failed: 0, dropped: 0, offloaded: 0 };
+  /**
+   * What the shared producer calls back with delivery outcomes. A separate object, so the
+   * callbacks stay private to the tracer instead of being methods anyone holding it could call.
+   */
+  readonly #target: DeliveryTarget;
 
   constructor(options: TracerOptions) {
     this.#opts = resolveTracerOptions(options);
@@ -201,6 +206,14 @@ export class AgentTracer implements DeliveryTarget {
     this.#key = Buffer.from(this.sessionId);
     this.agentId = this.#opts.agentId;
     this.emitterId = `em_${randomBytes(6).toString('hex')}`;
+    this.#target = {
+      emitterId: this.emitterId,
+      sessionId: this.sessionId,
+      onFailed: (eventId, err) => this.#onFailed(eventId, err),
+      onConfirmed: () => this.#onConfirmed(),
+      onLost: (reason) => this.#onLost(reason),
+      onProducerError: (error) => this.#onProducerError(error),
+    };
     this.#encodeOptions = {
       ...buildRedactor(this.#opts.redact),
       maxEventBytes: this.#opts.maxEventBytes,
@@ -223,7 +236,7 @@ export class AgentTracer implements DeliveryTarget {
       }
     }
     this.#producer = sharedProducer(this.#opts);
-    this.#producer.acquire(this);
+    this.#producer.acquire(this.#target);
     if (this.#opts.handleExit) registerTracer(this, this.#opts.shutdownTimeoutMs);
     if (this.#opts.sessionEvents) this.#record('session_start', 'ok', {}, undefined, Date.now());
   }
@@ -375,7 +388,7 @@ export class AgentTracer implements DeliveryTarget {
         await this.flush(timeoutMs);
       } finally {
         unregisterTracer(this);
-        this.#producer.release(this);
+        this.#producer.release(this.#target);
       }
     })();
     return this.#closing;
@@ -630,8 +643,8 @@ export class AgentTracer implements DeliveryTarget {
     for (const w of waiters) w();
   }
 
-  /** @internal A handed-over event was not acknowledged (librdkafka's report for it). */
-  onFailed(eventId: string, err: LibrdKafkaError): void {
+  /** A handed-over event was not acknowledged (librdkafka's report for it). */
+  #onFailed(eventId: string, err: LibrdKafkaError): void {
     const error = new TracerError(
       'DELIVERY_FAILED',
       `event ${eventId} of session ${this.sessionId} was not acknowledged by Kafka within ${this.#opts.deliveryTimeoutMs} ms: ${err.message}${err.code === TIMED_OUT ? UNCERTAIN : ''}`,
@@ -653,8 +666,8 @@ export class AgentTracer implements DeliveryTarget {
     this.#countFailure(error, 1);
   }
 
-  /** @internal Every event handed over so far was acknowledged, except those reported failed. */
-  onConfirmed(): void {
+  /** Every event handed over so far was acknowledged, except those reported failed. */
+  #onConfirmed(): void {
     const n = this.#handed;
     if (n === 0) return;
     this.#handed = 0;
@@ -663,8 +676,8 @@ export class AgentTracer implements DeliveryTarget {
     this.#settle(n);
   }
 
-  /** @internal The client was closed with this tracer's events unacknowledged: their fate is unknown. */
-  onLost(reason: string): void {
+  /** The client was closed with this tracer's events unacknowledged: their fate is unknown. */
+  #onLost(reason: string): void {
     const n = this.#handed;
     if (n === 0) return;
     this.#handed = 0;
@@ -675,8 +688,8 @@ export class AgentTracer implements DeliveryTarget {
     this.#settle(n);
   }
 
-  /** @internal Errors of the shared producer (connection problems). */
-  onProducerError(error: TracerError): void {
+  /** Errors of the shared producer (connection problems). */
+  #onProducerError(error: TracerError): void {
     this.#report(error);
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildRedactor, resolveTracerOptions, TRACER_DEFAULTS } from '@agenttrace/tracer';
+import { AgentTracer, buildRedactor, resolveTracerOptions, TRACER_DEFAULTS } from '@agenttrace/tracer';
 import { snapshot } from '../src/snapshot.js';
 import { encodeEvent } from '../src/encode.js';
 import { validateEvent, newEventId, type AgentEvent } from '@agenttrace/contract';
@@ -229,5 +229,15 @@ describe('fast path for values with nothing to redact', () => {
     const careful = await encodeEvent(event(payload), replacerOnly);
     expect(fast.value.toString()).toBe(careful.value.toString());
     expect(fast.value.toString()).not.toMatch(/@(example\.com|b\.io|d\.io|f\.io|y\.io|w\.io)|4111 1111|k-123|Bearer/);
+  });
+});
+
+describe('AgentTracer surface', () => {
+  it('keeps the shared producer\'s delivery callbacks private: an agent holding a tracer cannot call them', () => {
+    const methods = Object.getOwnPropertyNames(AgentTracer.prototype);
+    // Public methods are still there (the check looks at the right object)...
+    expect(methods).toEqual(expect.arrayContaining(['flush', 'close']));
+    // ...and none of the callbacks the producer pool uses.
+    expect(methods.filter((m) => ['onFailed', 'onConfirmed', 'onLost', 'onProducerError'].includes(m))).toEqual([]);
   });
 });

@@ -1,0 +1,115 @@
+import { Redis } from 'ioredis';
+import { describeRedisUrl, errorMessage, redisKeys, type RedisKeys, type SessionMeta } from '@agenttrace/common';
+import { SourceUnavailableError } from './errors.js';
+
+/** Where the dashboard consumer saw the session in Kafka. */
+export interface KafkaIndex {
+  topic: string;
+  partition: number;
+  firstOffset: number;
+  lastOffset: number;
+}
+
+/** A Redis connection that fails fast: a reader must fall back to Kafka, not hang. */
+export async function connectRedis(url: string, timeoutMs: number): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: timeoutMs,
+    // One attempt at connect time; later drops reconnect a few times for follow().
+    retryStrategy: (times) => (times > 5 ? null : Math.min(200 * times, 1000)),
+  });
+  // Errors surface through the failing commands; without a listener ioredis would print them.
+  redis.on('error', () => undefined);
+  try {
+    await Promise.race([
+      redis.connect(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)),
+    ]);
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw new SourceUnavailableError('redis', describeRedisUrl(url), `cannot connect: ${errorMessage(err)}. Is Redis running and is --redis-url right?`, err);
+  }
+  return redis;
+}
+
+export function redisFailure(url: string, what: string, err: unknown): SourceUnavailableError {
+  if (err instanceof SourceUnavailableError) return err;
+  return new SourceUnavailableError('redis', describeRedisUrl(url), `${what} failed: ${errorMessage(err)}`, err);
+}
+
+export async function readKafkaIndex(redis: Redis, keys: RedisKeys, sessionId: string): Promise<KafkaIndex | undefined> {
+  const h = await redis.hgetall(keys.kafkaIndex(sessionId));
+  if (!h.topic || h.partition === undefined || h.first_offset === undefined) return undefined;
+  const idx = { topic: h.topic, partition: Number(h.partition), firstOffset: Number(h.first_offset), lastOffset: Number(h.last_offset ?? h.first_offset) };
+  return Number.isInteger(idx.partition) && Number.isInteger(idx.firstOffset) && Number.isInteger(idx.lastOffset) ? idx : undefined;
+}
+
+/** Reads the event texts of a session list in slices (a 10k-event session is several MB). */
+export async function readEventTexts(redis: Redis, key: string, start = 0, slice = 5000): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = start; ; i += slice) {
+    const part = await redis.lrange(key, i, i + slice - 1);
+    for (const s of part) out.push(s);
+    if (part.length < slice) break;
+  }
+  return out;
+}
+
+/** The meta hash with numbers decoded. */
+export function decodeMeta(h: Record<string, string>): SessionMeta | undefined {
+  if (!h.session_id) return undefined;
+  const num = (v: string | undefined) => (v === undefined || v === '' ? 0 : Number(v));
+  return {
+    session_id: h.session_id,
+    agent_id: h.agent_id ?? '',
+    first_ts: h.first_ts ?? '',
+    last_ts: h.last_ts ?? '',
+    event_count: num(h.event_count),
+    status: (h.status as SessionMeta['status']) ?? 'active',
+    current_step: h.current_step ?? '',
+    input_tokens: num(h.input_tokens),
+    output_tokens: num(h.output_tokens),
+    cost_usd: num(h.cost_usd),
+    error_count: num(h.error_count),
+    tool_calls: num(h.tool_calls),
+  };
+}
+
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The highest offset any dashboard consumer group has stored for a partition of the topic, used
+ * to tell whether a consumer is keeping the Redis timeline up to date. Bounded SCAN.
+ */
+export async function consumerOffset(redis: Redis, prefix: string, topic: string, partition: number): Promise<number | undefined> {
+  // The dashboard consumer registers its offsets keys: a bounded SCAN can miss them on a Redis
+  // holding many sessions' keys.
+  const registered = (await redis.smembers(redisKeys(prefix).offsetKeys())).filter((k) => k.startsWith(`${prefix}offsets:`) && k.endsWith(`:${topic}`));
+  if (registered.length > 0) {
+    let best: number | undefined;
+    for (const k of registered) {
+      const v = await redis.hget(k, String(partition));
+      if (v !== null && (best === undefined || Number(v) > best)) best = Number(v);
+    }
+    if (best !== undefined) return best;
+  }
+  // Written by a consumer that does not register its keys yet.
+  const pattern = `${escapeGlob(prefix)}offsets:*:${escapeGlob(topic)}`;
+  let cursor = '0';
+  let best: number | undefined;
+  for (let round = 0; round < 50; round++) {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    for (const k of keys) {
+      const v = await redis.hget(k, String(partition));
+      if (v !== null && (best === undefined || Number(v) > best)) best = Number(v);
+    }
+    cursor = next;
+    if (cursor === '0') break;
+  }
+  return best;
+}

@@ -17,6 +17,8 @@ export interface OutgoingRecord {
 export interface AckingProducerOptions {
   /** librdkafka's client.id. */
   clientId: string;
+  /** What the producer is called in error messages ("connecting the <label>"); default "producer". */
+  label?: string;
   /** Further librdkafka producer settings (linger.ms, message.timeout.ms, ...), over the defaults below. */
   rdkafka?: Record<string, string | number | boolean>;
   /** How often the binding polls for delivery reports, ms. Default 10. */
@@ -52,7 +54,7 @@ export class AckingProducer {
     const poll = options.pollIntervalMs ?? 10;
     if (!Number.isInteger(poll) || poll < 1) throw new OptionsError('options.pollIntervalMs', `must be an integer >= 1, got ${String(poll)}`);
     this.#conn = conn;
-    this.#o = { ...options, queueFullAttempts: attempts, pollIntervalMs: poll };
+    this.#o = { ...options, label: options.label ?? 'producer', queueFullAttempts: attempts, pollIntervalMs: poll };
   }
 
   get connected(): boolean {
@@ -78,7 +80,7 @@ export class AckingProducer {
     });
     // Delivery failures arrive through the reports; this keeps an unhandled 'error' from crashing.
     producer.on('event.error', (err) => this.#o.onError?.(err));
-    await connectClient(producer, { timeoutMs, wrapError: (err, background) => kafkaError(`connecting the producer ${this.#o.clientId}`, this.#conn, err, background) });
+    await connectClient(producer, { timeoutMs, wrapError: (err, background) => kafkaError(`connecting the ${this.#o.label}`, this.#conn, err, background) });
     producer.setPollInterval(this.#o.pollIntervalMs);
     this.#producer = producer;
   }
@@ -86,7 +88,7 @@ export class AckingProducer {
   /** Produces one record and resolves once it is acknowledged. */
   async send(record: OutgoingRecord): Promise<void> {
     const producer = this.#producer;
-    if (!producer) throw new AgentTraceError('PRODUCER_NOT_CONNECTED', `the producer ${this.#o.clientId} is not connected`, { retryable: true });
+    if (!producer) throw new AgentTraceError('PRODUCER_NOT_CONNECTED', `the ${this.#o.label} is not connected`, { retryable: true });
     const id = this.#next++;
     const acked = new Promise<void>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
     try {

@@ -85,6 +85,12 @@ export interface DashboardConsumerOptions {
   /** Backoff between Redis retries while it is unavailable, ms (default 100 doubling to 5000). */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /**
+   * How long a bad record may keep failing to reach the dead-letter topic (for other reasons than
+   * its size) before it is given up on: logged, counted and skipped so the partition moves on, ms;
+   * 0 never gives up (default 900000, like the archiver's).
+   */
+  dlqGiveUpMs?: number;
   /** Most alerts waiting for delivery; beyond it they stay in the Redis outbox for the next sweep (default 10000). */
   maxQueuedAlerts?: number;
   /** Length of the recent-alerts list in Redis (default 1000). */
@@ -134,6 +140,7 @@ export interface ResolvedDashboardOptions {
   startTimeoutMs: number;
   retryMinMs: number;
   retryMaxMs: number;
+  dlqGiveUpMs: number;
   maxQueuedAlerts: number;
   recentAlerts: number;
   consumer: Record<string, string | number | boolean>;
@@ -173,6 +180,7 @@ export const DASHBOARD_DEFAULTS = {
   startTimeoutMs: 30_000,
   retryMinMs: 100,
   retryMaxMs: 5000,
+  dlqGiveUpMs: 900_000,
   maxQueuedAlerts: 10_000,
   recentAlerts: 1000,
 };
@@ -274,6 +282,7 @@ export function resolveDashboardOptions(options: DashboardConsumerOptions = {}, 
     startTimeoutMs: o.startTimeoutMs === undefined ? d.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 100),
     retryMinMs,
     retryMaxMs,
+    dlqGiveUpMs: o.dlqGiveUpMs === undefined ? d.dlqGiveUpMs : int('dlqGiveUpMs', o.dlqGiveUpMs, 0, 7 * 24 * 3_600_000),
     maxQueuedAlerts: o.maxQueuedAlerts === undefined ? d.maxQueuedAlerts : int('maxQueuedAlerts', o.maxQueuedAlerts, 1),
     recentAlerts: o.recentAlerts === undefined ? d.recentAlerts : int('recentAlerts', o.recentAlerts, 1),
     consumer: o.consumer ?? {},

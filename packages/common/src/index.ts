@@ -74,3 +74,5 @@ export { makeCliLogger } from './cli-logger.js';
 export type { CliLogFn, CliLogLevel, CliLoggerFlags } from './cli-logger.js';
 export { parseCount, parseDurationMs } from './cli-parsers.js';
 export type { NumberRule } from './cli-parsers.js';
+export { LOG_LEVELS, validateLogger, hookToLogger, combineHooks } from './logger.js';
+export type { Logger, LogLevel, LogMethod, LogHook } from './logger.js';

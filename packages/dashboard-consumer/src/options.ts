@@ -2,6 +2,9 @@ import { DEFAULT_ALERTS_TOPIC, DEFAULT_DLQ_TOPIC, DEFAULT_MAX_RECORD_BYTES, DEFA
 import {
   DEFAULT_REDIS_PREFIX,
   OptionsError,
+  hookToLogger,
+  validateLogger,
+  type Logger,
   kafkaConnectionFromEnv,
   resolvePrices,
   validateKafkaConnection,
@@ -100,6 +103,11 @@ export interface DashboardConsumerOptions {
   /** Receives log lines; default: none. */
   onLog?: (entry: LogEntry) => void;
   /**
+   * A pino-compatible logger (`logger.info(fields, msg)`, levels trace..fatal) receiving the same
+   * lines as `onLog`; both may be given. Default: none.
+   */
+  logger?: Logger;
+  /**
    * Model prices for LLM calls recorded with tokens but no cost (default: the table shipped in
    * @agenttrace/contract); `false` counts only the costs the events carry.
    */
@@ -184,6 +192,17 @@ export const DASHBOARD_DEFAULTS = {
   maxQueuedAlerts: 10_000,
   recentAlerts: 1000,
 };
+
+/** The onLog hook that also (or only) writes to a pino-compatible logger. */
+function withLogger(onLog: ((entry: LogEntry) => void) | undefined, logger: Logger | undefined): ((entry: LogEntry) => void) | undefined {
+  if (logger === undefined) return onLog;
+  const write = hookToLogger(validateLogger(logger, 'options.logger'));
+  return (entry) => {
+    const { level, message, ...fields } = entry;
+    write(level, message, fields);
+    onLog?.(entry);
+  };
+}
 
 function int(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -286,7 +305,7 @@ export function resolveDashboardOptions(options: DashboardConsumerOptions = {}, 
     maxQueuedAlerts: o.maxQueuedAlerts === undefined ? d.maxQueuedAlerts : int('maxQueuedAlerts', o.maxQueuedAlerts, 1),
     recentAlerts: o.recentAlerts === undefined ? d.recentAlerts : int('recentAlerts', o.recentAlerts, 1),
     consumer: o.consumer ?? {},
-    onLog: o.onLog,
+    onLog: withLogger(o.onLog, o.logger),
     prices: resolvePrices(o.prices, 'options.prices'),
   };
 }

@@ -1,10 +1,31 @@
 import { setMaxListeners } from 'node:events';
 import Kafka from '@confluentinc/kafka-javascript';
-import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, Producer, TopicPartition } from '@confluentinc/kafka-javascript';
+import type { KafkaConsumer, LibrdKafkaError, Message, TopicPartition } from '@confluentinc/kafka-javascript';
 import type { S3Client } from '@aws-sdk/client-s3';
-import pRetry, { AbortError } from 'p-retry';
-import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, S3Error, TOPIC_METADATA_REFRESH_MS, checkBucket, consumerConfig, createS3Client, describeKafka, describeS3, describeTopicIdentity, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
-import { isQueueFull, nextDlqValueLength } from './dead-letter.js';
+import {
+  AckingProducer,
+  DeadLetterWriter,
+  KAFKA_CODES,
+  KafkaAdmin,
+  S3Error,
+  TOPIC_METADATA_REFRESH_MS,
+  backoffMs,
+  checkBucket,
+  connectClient,
+  consumeBatch,
+  consumerConfig,
+  createS3Client,
+  describeKafka,
+  describeS3,
+  describeTopicIdentity,
+  disconnectWithTimeout,
+  errorMessage,
+  kafkaError,
+  retry,
+  setTimeoutOnlyForFirstMessage,
+  sleep,
+  stopRetrying,
+} from '@agenttrace/common';
 import { ArchiverError } from './errors.js';
 import { hourDir, objectKey, parseObjectKey, partitionFilePrefix, topicPrefix, type ObjectName } from '@agenttrace/archive-format';
 import { ArchiverMetrics } from './metrics.js';
@@ -13,9 +34,6 @@ import type { EncodedFile } from './partition-work.js';
 import { EncodePipeline } from './pipeline.js';
 import type { BadRecord } from './roller.js';
 import { listKeys, objectMetadata, putObject } from './s3-store.js';
-
-const ERR_ASSIGN = -175;
-const ERR_REVOKE = -174;
 
 /** Object metadata naming the log an archive object was cut from (S3 returns the names lower-cased). */
 export const META_CLUSTER_ID = 'agenttrace-cluster-id';
@@ -39,7 +57,6 @@ function isPermanentStartError(err: unknown): boolean {
 
 /** Raw bytes handed to encode workers and not encoded yet, above which the consume loop waits. */
 const MAX_INFLIGHT_ENCODE_BYTES = 32 * 1024 * 1024;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** After a revoke drain timed out and its S3 requests were aborted, how long to wait for them to settle. */
 const ABORT_SETTLE_MS = 10_000;
 
@@ -78,7 +95,8 @@ export class Archiver {
   readonly #s3: S3Client;
   readonly metrics = new ArchiverMetrics();
   #consumer: KafkaConsumer | undefined;
-  #producer: Producer | undefined;
+  #producer: AckingProducer | undefined;
+  readonly #dlq: DeadLetterWriter;
   #state: State = 'new';
   #closing: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
@@ -125,6 +143,19 @@ export class Archiver {
     // the S3 request; both remove their listener when done), so a topic with more than five
     // partitions passes Node's default of 10 and logs a false "possible memory leak" warning.
     setMaxListeners(0, this.#abort.signal);
+    const o = this.#o;
+    this.#dlq = new DeadLetterWriter({
+      topic: o.dlqTopic,
+      consumer: o.groupId,
+      send: (record) => {
+        const producer = this.#producer;
+        if (!producer) return Promise.reject(new ArchiverError('DLQ_FAILED', 'the dead-letter producer is not connected', { retryable: true }));
+        return producer.send(record);
+      },
+      backoff: { minMs: o.retryMinMs, maxMs: o.retryMaxMs },
+      giveUpAfterMs: o.dlqGiveUpMs,
+      onRetry: (err, attempt) => this.#countRetry('dlq', attempt, err),
+    });
   }
 
   get options(): Readonly<ResolvedArchiverOptions> {
@@ -203,7 +234,7 @@ export class Archiver {
       } catch (err) {
         const storage = err instanceof S3Error;
         const retryable = storage ? err.retryable : !isPermanentStartError(err);
-        const wait = Math.min(START_RETRY_MAX_MS, START_RETRY_MIN_MS * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        const wait = backoffMs(attempt - 1, { minMs: START_RETRY_MIN_MS, maxMs: START_RETRY_MAX_MS });
         if (!retryable || this.#stopping || Date.now() + wait > deadline) {
           const tail = retryable && !this.#stopping ? ` (still failing after ${attempt} attempts in ${o.startTimeoutMs} ms)` : '';
           if (storage) throw new ArchiverError('STORAGE_FAILED', `could not start the archiver: ${what}: ${errorMessage(err)}${tail}`, { cause: err, retryable });
@@ -300,13 +331,12 @@ export class Archiver {
     await this.#pipeline?.close();
     const consumer = this.#consumer;
     this.#consumer = undefined;
-    if (consumer) await new Promise<void>((res) => consumer.disconnect(() => res()));
+    // Leaving the group answers the revoke, which waits for the revoked partitions' uploads
+    // (closeTimeoutMs, then ABORT_SETTLE_MS for aborted ones): the bound leaves room for both.
+    if (consumer) await disconnectWithTimeout(consumer, this.#o.closeTimeoutMs + ABORT_SETTLE_MS + 10_000);
     const producer = this.#producer;
     this.#producer = undefined;
-    if (producer) {
-      await new Promise<void>((res) => producer.flush(5000, () => res()));
-      await new Promise<void>((res) => producer.disconnect(() => res()));
-    }
+    await producer?.close(5000);
     await this.metrics.close();
   }
 
@@ -323,22 +353,20 @@ export class Archiver {
     }
   }
 
-  async #connectProducer(): Promise<Producer> {
+  async #connectProducer(): Promise<AckingProducer> {
     const o = this.#o;
-    const producer = new Kafka.Producer({
-      ...rdkafkaConfig({ ...o.kafka, clientId: o.kafka.clientId ?? 'agenttrace-archiver' }),
-      'enable.idempotence': true,
-      dr_cb: true,
-      'linger.ms': 5,
+    const producer = new AckingProducer(o.kafka, {
+      clientId: o.kafka.clientId ?? 'agenttrace-archiver',
+      label: 'dead-letter producer',
+      rdkafka: { 'linger.ms': 5 },
+      pollIntervalMs: 50,
+      // A full queue is waited out for up to 30 s (3000 × 10 ms), never past close() giving up.
+      queueFullAttempts: 3000,
+      signal: this.#abort.signal,
+      onError: (err) => o.log('warn', 'dead-letter producer error', { error: err.message }),
     });
-    producer.on('delivery-report', (err, report) => {
-      const settle = report.opaque as ((err: unknown) => void) | undefined;
-      settle?.(err ?? undefined);
-    });
-    producer.on('event.error', (err) => o.log('warn', 'dead-letter producer error', { error: err.message }));
-    // On failure the client library already disconnects the half-made client; start() makes a new one.
-    await new Promise<void>((res, rej) => producer.connect({ timeout: 15_000 }, (err) => (err ? rej(kafkaError('connecting the dead-letter producer', o.kafka, err)) : res())));
-    producer.setPollInterval(50);
+    // On failure the half-made client is gone already; start() makes a new one.
+    await producer.connect(15_000);
     return producer;
   }
 
@@ -361,20 +389,19 @@ export class Archiver {
       { 'auto.offset.reset': 'earliest' },
     );
     consumer.on('event.error', (err) => o.log('warn', 'consumer error', { error: err.message }));
-    await new Promise<void>((res, rej) => consumer.connect({ timeout: 15_000 }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err)) : res())));
+    await connectClient(consumer, { timeoutMs: 15_000, wrapError: (err, background) => kafkaError('connecting the consumer', o.kafka, err, background) });
     consumer.setDefaultConsumeTimeout(200);
     // The timeout bounds the wait for the first record only; after it, a call takes only what is
     // already fetched. Otherwise each record restarts the wait and a steady trickle keeps one call
     // collecting for minutes (no age roll, no commit, close() waiting behind it).
-    // (The binding has the switch but leaves it out of its type declarations.)
-    (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+    setTimeoutOnlyForFirstMessage(consumer);
     consumer.subscribe([o.topic]);
     return consumer;
   }
 
   /** `consumer` is passed in: during disconnect #consumer is already cleared but the revoke must still be answered. */
   #onRebalance(consumer: KafkaConsumer, err: LibrdKafkaError, assignment: TopicPartition[]): void {
-    if (err.code === ERR_ASSIGN) {
+    if (err.code === KAFKA_CODES.ASSIGN_PARTITIONS) {
       // A consume() call in flight may hold records fetched before the revoke and, once assign() is
       // called, records fetched after it, with nothing telling them apart. So the assignment takes
       // effect only between two calls: every call then reads either the old or the new assignment.
@@ -401,7 +428,7 @@ export class Archiver {
       });
       return;
     }
-    if (err.code !== ERR_REVOKE) return;
+    if (err.code !== KAFKA_CODES.REVOKE_PARTITIONS) return;
     const revoked = assignment.map((tp) => tp.partition);
     this.#revocations += 1;
     this.#o.log('info', 'partitions revoked', { partitions: revoked });
@@ -457,7 +484,10 @@ export class Archiver {
   #signalFor(partition: number): AbortSignal {
     let ctrl = this.#partitionAbort.get(partition);
     if (!ctrl) this.#partitionAbort.set(partition, (ctrl = new AbortController()));
-    return AbortSignal.any([this.#abort.signal, ctrl.signal]);
+    const signal = AbortSignal.any([this.#abort.signal, ctrl.signal]);
+    // Every bad record of a file being dead-lettered listens on it while it is retried.
+    setMaxListeners(0, signal);
+    return signal;
   }
 
   async #waitChains(partitions: number[], timeoutMs: number): Promise<boolean> {
@@ -479,16 +509,16 @@ export class Archiver {
     const stamp = this.#seq;
     if (!consumer) return Promise.resolve({ msgs: [], stamp });
     this.#consuming = true;
-    return new Promise((res, rej) =>
-      consumer.consume(max, (err, msgs) => {
+    // The held actions run before the caller sees the records (a rebalance callback, a macrotask,
+    // cannot run in between).
+    return consumeBatch(consumer, max)
+      .finally(() => {
         this.#consuming = false;
         const held = this.#betweenCalls;
         this.#betweenCalls = [];
         for (const action of held) action();
-        if (err) rej(err);
-        else res({ msgs, stamp });
-      }),
-    );
+      })
+      .then((msgs) => ({ msgs, stamp }));
   }
 
   async #run(): Promise<void> {
@@ -633,7 +663,7 @@ export class Archiver {
       }
       stored = found.same;
     }
-    if (file.bad.length > 0) await this.#retry('dlq', () => this.#sendDlq(file), signal);
+    if (file.bad.length > 0) await this.#sendDlq(file, signal);
     if (body && key !== undefined) {
       if (stored) {
         // Same name, same records: an earlier run stored exactly this range (it crashed before committing).
@@ -788,88 +818,49 @@ export class Archiver {
   }
 
   /**
-   * Dead-letters the file's bad records that the DLQ has not acknowledged yet. Each record is sent
-   * and settled on its own: a retry of the file (after a transient failure of some records) sends
-   * only the records still unacknowledged, never the ones already in the DLQ. A record still failing
-   * after dlqGiveUpMs is given up on (logged and counted) so one undeliverable record cannot hold
-   * the partition forever.
+   * Dead-letters the file's bad records not settled yet, each on its own through the shared
+   * writer (provenance headers, forged ones dropped, size step-down, retries with backoff, give-up
+   * after dlqGiveUpMs), so one undeliverable record cannot hold the partition forever. A record
+   * settled (acknowledged or given up on) is never sent again. Throws only when `signal` ended it.
    */
-  async #sendDlq(file: EncodedFile): Promise<void> {
+  async #sendDlq(file: EncodedFile, signal: AbortSignal): Promise<void> {
     const o = this.#o;
     const pending = file.bad.filter((b) => !b.dlqSettled);
     if (pending.length === 0) return;
-    const results = await Promise.allSettled(pending.map((b) => this.#deadLetter(file.partition, b)));
-    const now = Date.now();
-    let firstError: unknown;
-    let failed = 0;
+    const outcomes = await Promise.all(
+      pending.map((b) =>
+        this.#dlq.write({ topic: o.topic, partition: file.partition, offset: b.offset, key: b.key, value: b.value, timestamp: b.timestamp, headers: b.headers }, b.reason, b.detail, signal),
+      ),
+    );
     let sent = 0;
-    results.forEach((r, i) => {
+    let aborted = 0;
+    outcomes.forEach((r, i) => {
       const b = pending[i]!;
-      if (r.status === 'fulfilled') {
-        if (r.value) sent += 1;
+      if (r.status === 'aborted') {
+        aborted += 1;
         return;
-      }
-      b.dlqFirstFailureAt ??= now;
-      if (o.dlqGiveUpMs > 0 && now - b.dlqFirstFailureAt >= o.dlqGiveUpMs) {
-        this.#giveUpDlq(file.partition, b, `still failing after ${now - b.dlqFirstFailureAt} ms: ${errorMessage(r.reason)}`);
-        return;
-      }
-      failed += 1;
-      firstError ??= r.reason;
-    });
-    if (sent > 0) o.log('info', 'dead-lettered', { partition: file.partition, records: sent, dlqTopic: o.dlqTopic });
-    if (failed > 0) {
-      throw new ArchiverError('DLQ_FAILED', `${failed} of ${pending.length} dead-letter records of partition ${file.partition} were not acknowledged: ${errorMessage(firstError)}`, {
-        cause: firstError,
-        retryable: true,
-      });
-    }
-  }
-
-  /**
-   * Produces one bad record to the DLQ and waits for the acknowledgement; resolves true when sent,
-   * false when given up on. A value the DLQ topic cannot hold is truncated (head of the value, then
-   * no value) with header agenttrace-dlq-truncated-from = original length, rather than retried
-   * forever. Other failures reject (retried by the caller).
-   */
-  async #deadLetter(partition: number, b: BadRecord): Promise<boolean> {
-    const o = this.#o;
-    const original = b.value?.byteLength ?? 0;
-    const base: MessageHeader[] = [
-      // The record's own headers travel along, except any posing as dead-letter headers: ours are the truth.
-      ...(b.headers ?? []).filter((h) => !Object.keys(h).some((k) => k.toLowerCase().startsWith('agenttrace-dlq-'))),
-      ...dlqHeaders({ reason: b.reason, detail: b.detail, topic: o.topic, partition, offset: b.offset, consumer: o.groupId }),
-    ];
-    let length: number | undefined;
-    for (;;) {
-      const value = length === undefined || b.value === null ? b.value : b.value.subarray(0, length);
-      const headers = length === undefined ? base : [...base, { [DLQ_HEADER_TRUNCATED_FROM]: String(original) }];
-      try {
-        await this.#produceDlq(value, b.key, b.timestamp, headers);
-      } catch (err) {
-        if (!isTooLarge(err)) throw err;
-        const next = nextDlqValueLength(original, length);
-        if (next === undefined) {
-          this.#giveUpDlq(partition, b, `the dead-letter topic refuses it as too large even without its value: ${errorMessage(err)}`);
-          return false;
-        }
-        length = next;
-        continue;
       }
       b.dlqSettled = true;
+      if (r.status === 'given-up') {
+        this.#giveUpDlq(file.partition, b, r.why);
+        return;
+      }
+      sent += 1;
       this.metrics.dlqRecords.inc({ reason: b.reason });
       this.#stats.dlq += 1;
-      if (length !== undefined) {
+      if (r.truncated) {
         this.metrics.dlqTruncated.inc();
         this.#stats.dlqTruncated += 1;
-        o.log('warn', 'dead-letter record truncated to fit the dead-letter topic', { partition, offset: b.offset, reason: b.reason, originalBytes: original, keptBytes: length });
+        o.log('warn', 'dead-letter record truncated to fit the dead-letter topic', { partition: file.partition, offset: b.offset, reason: b.reason, originalBytes: r.originalBytes, keptBytes: r.keptBytes });
       }
-      return true;
+    });
+    if (sent > 0) o.log('info', 'dead-lettered', { partition: file.partition, records: sent, dlqTopic: o.dlqTopic });
+    if (aborted > 0) {
+      throw new ArchiverError('DLQ_FAILED', `${aborted} of ${pending.length} dead-letter records of partition ${file.partition} were abandoned (archiver closed or partition revoked)`, { retryable: true });
     }
   }
 
   #giveUpDlq(partition: number, b: BadRecord, why: string): void {
-    b.dlqSettled = true;
     this.metrics.dlqGivenUp.inc({ reason: b.reason });
     this.#stats.dlqGivenUp += 1;
     this.#o.log('error', 'gave up dead-lettering a bad record; it is skipped (the source record stays in the topic until retention removes it)', {
@@ -879,27 +870,6 @@ export class Archiver {
       reason: b.reason,
       why,
     });
-  }
-
-  /** One produce to the DLQ, resolved by its delivery report. Waits (bounded) while librdkafka's queue is full. */
-  async #produceDlq(value: Buffer | null, key: Buffer | null, timestamp: number | undefined, headers: MessageHeader[]): Promise<void> {
-    const producer = this.#producer;
-    if (!producer) throw new ArchiverError('DLQ_FAILED', 'the dead-letter producer is not connected', { retryable: true });
-    let settle: (err: unknown) => void = () => undefined;
-    const delivered = new Promise<void>((resolve, reject) => (settle = (err: unknown) => (err ? reject(err) : resolve())));
-    for (let attempt = 0; ; attempt++) {
-      try {
-        producer.produce(this.#o.dlqTopic, null, value, key ?? undefined, timestamp, settle, headers);
-        break;
-      } catch (err) {
-        if (isQueueFull(err) && attempt < 3000 && !this.#abort.signal.aborted) {
-          await sleep(10);
-          continue;
-        }
-        throw err;
-      }
-    }
-    return delivered;
   }
 
   /** Cluster id and topic id of the archived topic, cached for IDENTITY_TTL_MS. */
@@ -915,29 +885,27 @@ export class Archiver {
   /** Retries an S3 or DLQ operation with exponential backoff until it succeeds or `signal` gives up. */
   #retry<T>(operation: string, fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
     const o = this.#o;
-    return pRetry(
+    return retry(
       async () => {
-        if (signal.aborted) throw new AbortError('the operation was abandoned before it succeeded (archiver closed or partition revoked)');
+        if (signal.aborted) throw stopRetrying('the operation was abandoned before it succeeded (archiver closed or partition revoked)');
         return fn();
       },
       {
-        // forever: the retry library precomputes one delay per retry, so an infinite count would never return.
-        retries: 12,
-        forever: true,
-        minTimeout: o.retryMinMs,
-        maxTimeout: o.retryMaxMs,
-        factor: 2,
-        randomize: true,
+        retries: Infinity,
+        minMs: o.retryMinMs,
+        maxMs: o.retryMaxMs,
         signal,
-        onFailedAttempt: (err) => {
-          this.metrics.uploadRetries.inc({ operation });
-          this.#stats.uploadRetries += 1;
-          o.log('warn', `${operation} failed; retrying`, { attempt: err.attemptNumber, error: err.message });
-        },
+        onFailedAttempt: (err, attempt) => this.#countRetry(operation, attempt, err),
       },
     ).catch((err: unknown) => {
       throw new ArchiverError(operation === 'dlq' ? 'DLQ_FAILED' : 'UPLOAD_FAILED', `${operation} failed: ${errorMessage(err)}`, { cause: err, retryable: true });
     });
+  }
+
+  #countRetry(operation: string, attempt: number, err: Error): void {
+    this.metrics.uploadRetries.inc({ operation });
+    this.#stats.uploadRetries += 1;
+    this.#o.log('warn', `${operation} failed; retrying`, { attempt, error: err.message });
   }
 
   #fail(err: Error): void {

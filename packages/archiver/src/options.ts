@@ -1,7 +1,11 @@
 import { DEFAULT_DLQ_TOPIC, DEFAULT_TOPIC } from '@agenttrace/contract';
 import {
   OptionsError,
+  combineHooks,
+  hookToLogger,
   kafkaConnectionFromEnv,
+  validateLogger,
+  type Logger,
   s3OptionsFromEnv,
   validateKafkaConnection,
   type KafkaConnectionOptions,
@@ -76,6 +80,11 @@ export interface ArchiverOptions {
   metricsHost?: string;
   /** Receives progress lines (file uploaded, offsets committed, retries). Default: nothing. */
   log?: (level: 'info' | 'warn' | 'error' | 'debug', message: string, fields?: Record<string, unknown>) => void;
+  /**
+   * A pino-compatible logger (`logger.info(fields, msg)`, levels trace..fatal) receiving the same
+   * lines as `log`; both may be given. Default: none.
+   */
+  logger?: Logger;
   /** librdkafka consumer properties to override. */
   consumer?: Record<string, string | number | boolean>;
 }
@@ -213,7 +222,7 @@ export function resolveArchiverOptions(options: ArchiverOptions = {}, env: NodeJ
     closeTimeoutMs: int('closeTimeoutMs', options.closeTimeoutMs, ARCHIVER_DEFAULTS.closeTimeoutMs, 0, 3_600_000),
     metricsPort: options.metricsPort === undefined ? undefined : int('metricsPort', options.metricsPort, 0, 0, 65_535),
     metricsHost: options.metricsHost ?? ARCHIVER_DEFAULTS.metricsHost,
-    log: options.log ?? (() => undefined),
+    log: combineHooks(options.logger === undefined ? undefined : hookToLogger(validateLogger(options.logger, 'options.logger')), options.log) ?? (() => undefined),
     consumer: options.consumer ?? {},
   };
 }

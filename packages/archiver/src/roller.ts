@@ -25,8 +25,6 @@ export interface BadRecord {
    * retry of the file's dead-lettering does not send it again.
    */
   dlqSettled?: boolean;
-  /** When the first failed attempt to dead-letter it happened (ms), for the give-up limit. */
-  dlqFirstFailureAt?: number;
 }
 
 export type RollReason = 'rows' | 'bytes' | 'hour' | 'age' | 'memory' | 'close';

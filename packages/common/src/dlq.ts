@@ -32,9 +32,3 @@ export const DLQ_HEADER_TRUNCATED_FROM = 'agenttrace-dlq-truncated-from';
 
 /** A record too large for the dead-letter topic is kept to this many bytes of its value. */
 export const DLQ_TRUNCATE_BYTES = 64 * 1024;
-
-/** librdkafka's "message too large" errors: local (-193, thrown by produce) and broker side (10, in the delivery report). */
-export function isTooLarge(err: unknown): boolean {
-  const code = (err as { code?: number } | undefined)?.code;
-  return code === 10 || code === -193 || /too large|MSG_SIZE_TOO_LARGE/i.test(String((err as Error | undefined)?.message));
-}

@@ -2,7 +2,6 @@ export { AgentTraceError, OptionsError, errorMessage } from './errors.js';
 export { sanitizeForTerminal, hasControlCharacters } from './terminal.js';
 export { parseTimeExpression } from './time-expr.js';
 export {
-  KafkaAdmin,
   KafkaError,
   kafkaError,
   unreachableBrokers,
@@ -16,6 +15,19 @@ export {
   uuidString,
 } from './kafka.js';
 export type { KafkaConnectionOptions, SecurityProtocol, SaslMechanism } from './kafka.js';
+export { KafkaAdmin } from './kafka-admin.js';
+export type { KafkaAdminOptions, TopicInfo } from './kafka-admin.js';
+export { KAFKA_CODES, isQueueFull, isTooLarge, isTopicAlreadyExists, setTimeoutOnlyForFirstMessage } from './kafka-codes.js';
+export { connectClient, consumeBatch, disconnectWithTimeout, stickyBackground } from './kafka-client.js';
+export type { ConnectOptions, DisconnectOptions, KafkaClient } from './kafka-client.js';
+export { produceWhenRoom } from './produce-when-room.js';
+export type { ProduceWhenRoomOptions } from './produce-when-room.js';
+export { AckingProducer } from './acking-producer.js';
+export type { AckingProducerOptions, OutgoingRecord } from './acking-producer.js';
+export { retry, backoffMs, sleep, stopRetrying } from './retry.js';
+export type { RetryOptions, BackoffOptions } from './retry.js';
+export { DeadLetterWriter, nextDlqValueLength, stripDlqHeaders, DLQ_HEADER_PREFIX } from './dead-letter-writer.js';
+export type { DeadLetterWriterOptions, DeadLetterSource, DeadLetterRecord, DeadLetterOutcome } from './dead-letter-writer.js';
 export { protocolAdminOptions, preloadProtocolAdmin, describeTopicIdentity, describeTopicIdentities, describeTopicConfigs } from './kafka-protocol-admin.js';
 export type { KafkaTopicIdentity } from './kafka-protocol-admin.js';
 export {
@@ -47,7 +59,6 @@ export {
   DLQ_HEADER_CONSUMER,
   DLQ_HEADER_TRUNCATED_FROM,
   DLQ_TRUNCATE_BYTES,
-  isTooLarge,
 } from './dlq.js';
 export { resolveSettings, loadConfigFile, describeRedisUrl, ConfigError, SETTINGS_DEFAULTS } from './settings.js';
 export { SETTINGS_OPTIONS, SETTINGS_HELP, settingsFromFlags } from './cli-settings.js';
@@ -63,3 +74,5 @@ export { makeCliLogger } from './cli-logger.js';
 export type { CliLogFn, CliLogLevel, CliLoggerFlags } from './cli-logger.js';
 export { parseCount, parseDurationMs } from './cli-parsers.js';
 export type { NumberRule } from './cli-parsers.js';
+export { LOG_LEVELS, validateLogger, hookToLogger, combineHooks } from './logger.js';
+export type { Logger, LogLevel, LogMethod, LogHook } from './logger.js';

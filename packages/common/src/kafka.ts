@@ -1,6 +1,6 @@
 import type KafkaLib from '@confluentinc/kafka-javascript';
 import { createRequire } from 'node:module';
-import type { GlobalConfig, IAdminClient, LibrdKafkaError, NewTopic } from '@confluentinc/kafka-javascript';
+import type { GlobalConfig, LibrdKafkaError } from '@confluentinc/kafka-javascript';
 import { connect } from 'node:net';
 import { AgentTraceError, OptionsError } from './errors.js';
 
@@ -11,7 +11,7 @@ let kafkaLib: typeof KafkaLib | undefined;
  * tracer's offload worker (a worker thread, where this native addon cannot be loaded) can use
  * the package's S3 helpers.
  */
-function Kafka(): typeof KafkaLib {
+export function Kafka(): typeof KafkaLib {
   return (kafkaLib ??= requireCjs('@confluentinc/kafka-javascript') as typeof KafkaLib);
 }
 
@@ -198,96 +198,4 @@ export function uuidString(u: { mostSignificantBits: bigint; leastSignificantBit
   const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16).padStart(16, '0');
   const h = hex(u.mostSignificantBits) + hex(u.leastSignificantBits);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-/** A small promise wrapper around librdkafka's admin client. */
-export class KafkaAdmin {
-  readonly #conn: KafkaConnectionOptions;
-  readonly #client: IAdminClient;
-  #closed = false;
-
-  constructor(conn: KafkaConnectionOptions) {
-    this.#conn = conn;
-    this.#client = Kafka().AdminClient.create({ ...rdkafkaConfig(conn), 'client.id': `${conn.clientId ?? 'agenttrace'}-admin` });
-  }
-
-  #call<T>(what: string, fn: (cb: (err: LibrdKafkaError | null | undefined, result?: T) => void) => void): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      fn((err, result) => (err ? reject(kafkaError(what, this.#conn, err)) : resolve(result as T)));
-    });
-  }
-
-  listTopics(timeoutMs = 10_000): Promise<string[]> {
-    return this.#call('listing topics', (cb) => this.#client.listTopics({ timeout: timeoutMs }, cb));
-  }
-
-  /** Partition count of a topic, or undefined when it does not exist. */
-  async partitionCount(topic: string, timeoutMs = 10_000): Promise<number | undefined> {
-    try {
-      const [d] = await this.#call<Array<{ partitions: unknown[]; error?: unknown }>>(`describing topic ${topic}`, (cb) =>
-        this.#client.describeTopics([topic], { timeout: timeoutMs }, cb),
-      );
-      if (!d || d.error) return undefined;
-      return d.partitions.length;
-    } catch (err) {
-      if (/unknown topic|UNKNOWN_TOPIC/i.test(String((err as Error).message))) return undefined;
-      throw err;
-    }
-  }
-
-  /** Creates the topic if it does not exist; returns true when it was created. */
-  async ensureTopic(topic: NewTopic, timeoutMs = 15_000): Promise<boolean> {
-    try {
-      await this.#call<void>(`creating topic ${topic.topic}`, (cb) => this.#client.createTopic(topic, timeoutMs, cb));
-      return true;
-    } catch (err) {
-      const cause = (err as { cause?: { code?: number } }).cause;
-      if (cause?.code === 36 || /already exists/i.test((err as Error).message)) return false;
-      throw err;
-    }
-  }
-
-  async deleteTopic(topic: string, timeoutMs = 15_000): Promise<void> {
-    await this.#call<void>(`deleting topic ${topic}`, (cb) => this.#client.deleteTopic(topic, timeoutMs, cb));
-  }
-
-  /** Low and high watermark per partition (high = next offset to be written). */
-  async watermarks(topic: string, partitions: number[], timeoutMs = 10_000): Promise<Map<number, { low: number; high: number }>> {
-    const { OffsetSpec } = Kafka();
-    const ask = (spec: InstanceType<typeof OffsetSpec>) =>
-      this.#call<Array<{ partition: number; offset: number }>>(`listing offsets of ${topic}`, (cb) =>
-        this.#client.listOffsets(
-          partitions.map((p) => ({ topic, partition: p, offset: spec })),
-          { timeout: timeoutMs },
-          cb,
-        ),
-      );
-    const [lows, highs] = await Promise.all([ask(OffsetSpec.EARLIEST), ask(OffsetSpec.LATEST)]);
-    const out = new Map<number, { low: number; high: number }>();
-    for (const h of highs) out.set(h.partition, { low: 0, high: Number(h.offset) });
-    for (const l of lows) {
-      const entry = out.get(l.partition);
-      if (entry) entry.low = Number(l.offset);
-    }
-    return out;
-  }
-
-  /** First offset whose timestamp is at or after `timestampMs` (the high watermark when none is). */
-  async offsetForTime(topic: string, partition: number, timestampMs: number, timeoutMs = 10_000): Promise<number> {
-    const { OffsetSpec } = Kafka();
-    const [r] = await this.#call<Array<{ partition: number; offset: number }>>(`looking up offsets of ${topic}`, (cb) =>
-      this.#client.listOffsets([{ topic, partition, offset: new OffsetSpec(timestampMs) }], { timeout: timeoutMs }, cb),
-    );
-    return Number(r?.offset ?? -1);
-  }
-
-  get client(): IAdminClient {
-    return this.#client;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#client.disconnect();
-  }
 }

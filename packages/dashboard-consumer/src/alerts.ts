@@ -1,5 +1,4 @@
-import pRetry, { AbortError } from 'p-retry';
-import { errorMessage } from '@agenttrace/common';
+import { errorMessage, retry, stopRetrying } from '@agenttrace/common';
 import type { KafkaSender } from './kafka-sender.js';
 import type { RedisStore } from './redis-store.js';
 import type { LogEntry } from './options.js';
@@ -109,11 +108,7 @@ export class AlertDispatcher {
     const alert = JSON.parse(json) as Alert;
     let kafkaOk = false;
     try {
-      await pRetry(() => this.#o.sender.send(this.#o.alertsTopic, Buffer.from(json), alert.session_id), {
-        retries: 5,
-        minTimeout: 200,
-        maxTimeout: 5000,
-      });
+      await retry(() => this.#o.sender.send(this.#o.alertsTopic, Buffer.from(json), alert.session_id), { retries: 5, minMs: 200, maxMs: 5000 });
       kafkaOk = true;
     } catch (err) {
       this.#o.log({ level: 'warn', message: `alert not produced to ${this.#o.alertsTopic}: ${errorMessage(err)}`, alert_id: alert.alert_id });
@@ -135,7 +130,7 @@ export class AlertDispatcher {
   async #postWebhook(alert: Alert): Promise<boolean> {
     const url = this.#o.webhookUrl!;
     try {
-      await pRetry(
+      await retry(
         async () => {
           const res = await fetch(url, {
             method: 'POST',
@@ -147,10 +142,10 @@ export class AlertDispatcher {
           if (res.ok) return;
           const err = new Error(`webhook answered HTTP ${res.status}`);
           // A 4xx other than 408/429 will not get better by retrying.
-          if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new AbortError(err);
+          if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw stopRetrying(err);
           throw err;
         },
-        { retries: this.#o.webhookRetries, minTimeout: 200, maxTimeout: 10_000, factor: 2 },
+        { retries: this.#o.webhookRetries, minMs: 200, maxMs: 10_000 },
       );
       this.#o.onDelivered('webhook', true);
       return true;

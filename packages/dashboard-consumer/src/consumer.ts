@@ -1,19 +1,23 @@
 import Kafka from '@confluentinc/kafka-javascript';
-import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, TopicPartition } from '@confluentinc/kafka-javascript';
+import type { KafkaConsumer, LibrdKafkaError, Message, TopicPartition } from '@confluentinc/kafka-javascript';
 import { parseEvent } from '@agenttrace/contract';
 import {
-  DLQ_HEADER_TRUNCATED_FROM,
-  DLQ_TRUNCATE_BYTES,
+  DeadLetterWriter,
+  KAFKA_CODES,
   KafkaAdmin,
   TOPIC_METADATA_REFRESH_MS,
+  backoffMs,
+  connectClient,
+  consumeBatch,
   consumerConfig,
   describeKafka,
   describeTopicIdentity,
-  dlqHeaders,
+  disconnectWithTimeout,
   preloadProtocolAdmin,
   errorMessage,
-  isTooLarge,
   kafkaError,
+  setTimeoutOnlyForFirstMessage,
+  sleep,
   type KafkaTopicIdentity,
 } from '@agenttrace/common';
 import { AlertDispatcher, type Alert } from './alerts.js';
@@ -24,18 +28,18 @@ import { DashboardMetrics, MetricsServer } from './metrics.js';
 import { resolveDashboardOptions, type DashboardConsumerOptions, type LogEntry, type ResolvedDashboardOptions } from './options.js';
 import { RedisStore, isConnectionError } from './redis-store.js';
 
-const ERR_ASSIGN = -175;
 const OFFSET_BEGINNING = -2;
 const OFFSET_END = -1;
 /** The group's committed offset (auto.offset.reset where there is none). */
 const OFFSET_STORED = -1000;
-/** A dead-letter copy of a record too large for the DLQ topic keeps this much of its value. */
 
 /** Counters of what the consumer did since start(), for tests and status lines. */
 export interface DashboardStats {
   applied: number;
   duplicates: number;
   deadLettered: number;
+  /** Bad records given up on (the DLQ refused even an empty value, or kept failing for dlqGiveUpMs): skipped. */
+  dlqGivenUp: number;
   batches: number;
   alertsFired: number;
   assigned: number[];
@@ -77,6 +81,7 @@ export class DashboardConsumer {
   readonly metrics: DashboardMetrics;
   readonly #store: RedisStore;
   readonly #sender: KafkaSender;
+  readonly #dlq: DeadLetterWriter;
   readonly #alerts: AlertDispatcher;
   readonly #log: (entry: LogEntry) => void;
   #consumer: KafkaConsumer | undefined;
@@ -100,7 +105,7 @@ export class DashboardConsumer {
   /** Where partitions without a stored offset start: options.startFrom, or the reset position. */
   #startFrom: 'earliest' | 'latest' | 'committed';
   #halted: string | undefined;
-  readonly #stats = { applied: 0, duplicates: 0, deadLettered: 0, batches: 0, alertsFired: 0 };
+  readonly #stats = { applied: 0, duplicates: 0, deadLettered: 0, dlqGivenUp: 0, batches: 0, alertsFired: 0 };
 
   constructor(options: DashboardConsumerOptions = {}) {
     this.options = resolveDashboardOptions(options);
@@ -116,6 +121,14 @@ export class DashboardConsumer {
       }
     });
     this.#sender = new KafkaSender(o.kafka);
+    this.#dlq = new DeadLetterWriter({
+      topic: o.dlqTopic,
+      consumer: o.group,
+      send: (r) => this.#sender.sendRecord(r),
+      backoff: { minMs: o.retryMinMs, maxMs: o.retryMaxMs },
+      giveUpAfterMs: o.dlqGiveUpMs,
+      onRetry: (err) => this.#log({ level: 'warn', message: `dead-lettering to ${o.dlqTopic} failed, retrying: ${errorMessage(err)}` }),
+    });
     this.#alerts = new AlertDispatcher({
       sender: this.#sender,
       store: this.#store,
@@ -212,13 +225,7 @@ export class DashboardConsumer {
     if (c) {
       // The consumer stays reachable while disconnecting: leaving the group runs the revoke
       // callback, which must unassign on it or the disconnect waits for nothing.
-      await new Promise<void>((res) => {
-        const t = setTimeout(res, 10_000);
-        c.disconnect(() => {
-          clearTimeout(t);
-          res();
-        });
-      });
+      await disconnectWithTimeout(c, 10_000);
       this.#consumer = undefined;
     }
     await this.#sender.close(5000).catch(() => undefined);
@@ -278,12 +285,10 @@ export class DashboardConsumer {
     if (o.instanceId) conf['group.instance.id'] = o.instanceId;
     const consumer = new Kafka.KafkaConsumer(conf as never, { 'auto.offset.reset': 'earliest' });
     consumer.on('event.error', (err) => this.#log({ level: 'warn', message: `Kafka consumer: ${errorMessage(err)}` }));
-    await new Promise<void>((res, rej) =>
-      consumer.connect({ timeout: o.startTimeoutMs }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err)) : res())),
-    );
+    await connectClient(consumer, { timeoutMs: o.startTimeoutMs, wrapError: (err, background) => kafkaError('connecting the consumer', o.kafka, err, background) });
     consumer.setDefaultConsumeTimeout(100);
     // Wait only for the first record of a batch, then take what is already fetched: low latency at low rates.
-    (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+    setTimeoutOnlyForFirstMessage(consumer);
     this.#consumer = consumer;
     consumer.subscribe([o.topic]);
     await this.#checkTopic();
@@ -308,7 +313,7 @@ export class DashboardConsumer {
 
   #onRebalance(err: LibrdKafkaError | undefined, assignment: TopicPartition[]): void {
     const gen = ++this.#rebalanceGen;
-    if (err?.code === ERR_ASSIGN) {
+    if (err?.code === KAFKA_CODES.ASSIGN_PARTITIONS) {
       this.metrics.rebalances.inc({ kind: 'assign' });
       void this.#assign(gen, assignment);
       return;
@@ -490,30 +495,18 @@ export class DashboardConsumer {
   }
 
   #backoff(attempt: number): number {
-    const o = this.options;
-    const base = Math.min(o.retryMaxMs, o.retryMinMs * 2 ** Math.min(attempt, 16));
-    return Math.round(base / 2 + Math.random() * (base / 2));
+    return backoffMs(attempt, { minMs: this.options.retryMinMs, maxMs: this.options.retryMaxMs });
   }
 
   /** Sleeps; when `abortable`, close() cuts it short. */
-  async #sleep(ms: number, abortable = true): Promise<void> {
-    const signal = this.#wake.signal;
-    if (abortable && signal.aborted) return;
-    await new Promise<void>((res) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        res();
-      }
-      if (abortable) signal.addEventListener('abort', done, { once: true });
-    });
+  #sleep(ms: number, abortable = true): Promise<void> {
+    return sleep(ms, abortable ? this.#wake.signal : undefined);
   }
 
   async #consume(): Promise<Message[]> {
     const c = this.#consumer;
     if (!c) return [];
-    return new Promise<Message[]>((res, rej) => c.consume(this.options.batchSize, (err, msgs) => (err ? rej(err) : res(msgs))));
+    return consumeBatch(c, this.options.batchSize);
   }
 
   async #run(): Promise<void> {
@@ -738,36 +731,33 @@ export class DashboardConsumer {
     return results.every(Boolean);
   }
 
+  /**
+   * Dead-letters one bad record through the shared writer (provenance headers, forged ones
+   * dropped, size step-down, give-up rule). True once the record is settled (in the DLQ, or given
+   * up on and skipped); false when closing interrupted it (it is read again on the next start).
+   */
   async #deadLetter(b: Inbound): Promise<boolean> {
-    const o = this.options;
     const m = b.m;
-    const base: MessageHeader[] = [
-      ...(m.headers ?? []),
-      ...dlqHeaders({ reason: b.reason ?? 'unknown', detail: b.detail ?? '', topic: m.topic, partition: m.partition, offset: m.offset, consumer: o.group }),
-    ];
-    let value = m.value;
-    let headers = base;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#sender.send(o.dlqTopic, value, m.key ?? null, headers);
-        this.#stats.deadLettered += 1;
-        this.metrics.dlq.inc({ reason: b.reason ?? 'unknown' });
-        this.metrics.events.inc({ result: 'dlq' });
-        this.#log({ level: 'debug', message: `dead-lettered ${m.topic}/${m.partition}@${m.offset}: ${b.reason ?? 'unknown'}` });
-        return true;
-      } catch (err) {
-        if (value && value.length > DLQ_TRUNCATE_BYTES && isTooLarge(err)) {
-          // The DLQ topic cannot hold the whole record: keep its head and say so, rather than stall.
-          headers = [...base, { [DLQ_HEADER_TRUNCATED_FROM]: String(value.length) }];
-          value = value.subarray(0, DLQ_TRUNCATE_BYTES);
-          continue;
-        }
-        if (this.#state !== 'running') return false;
-        this.#log({ level: 'warn', message: `dead-lettering to ${o.dlqTopic} failed, retrying: ${errorMessage(err)}` });
-        await this.#sleep(this.#backoff(attempt));
-        if (this.#state !== 'running') return false;
-      }
+    const reason = b.reason ?? 'unknown';
+    // The record's timestamp is left out: the dead-letter copy is stamped with the time it was dead-lettered.
+    const outcome = await this.#dlq.write({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers }, reason, b.detail ?? '', this.#wake.signal);
+    if (outcome.status === 'aborted') return false;
+    if (outcome.status === 'given-up') {
+      this.#stats.dlqGivenUp += 1;
+      this.#log({
+        level: 'error',
+        message: `gave up dead-lettering ${m.topic}/${m.partition}@${m.offset} (${reason}); it is skipped (the source record stays in the topic until retention removes it): ${outcome.why}`,
+      });
+      return true;
     }
+    this.#stats.deadLettered += 1;
+    this.metrics.dlq.inc({ reason });
+    this.metrics.events.inc({ result: 'dlq' });
+    if (outcome.truncated) {
+      this.#log({ level: 'warn', message: `dead-letter copy of ${m.topic}/${m.partition}@${m.offset} truncated to ${outcome.keptBytes} of ${outcome.originalBytes} bytes to fit ${this.options.dlqTopic}` });
+    }
+    this.#log({ level: 'debug', message: `dead-lettered ${m.topic}/${m.partition}@${m.offset}: ${reason}` });
+    return true;
   }
 
   #commitHint(): void {

@@ -2,6 +2,9 @@ import { DEFAULT_ALERTS_TOPIC, DEFAULT_DLQ_TOPIC, DEFAULT_MAX_RECORD_BYTES, DEFA
 import {
   DEFAULT_REDIS_PREFIX,
   OptionsError,
+  hookToLogger,
+  validateLogger,
+  type Logger,
   kafkaConnectionFromEnv,
   resolvePrices,
   validateKafkaConnection,
@@ -85,6 +88,12 @@ export interface DashboardConsumerOptions {
   /** Backoff between Redis retries while it is unavailable, ms (default 100 doubling to 5000). */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /**
+   * How long a bad record may keep failing to reach the dead-letter topic (for other reasons than
+   * its size) before it is given up on: logged, counted and skipped so the partition moves on, ms;
+   * 0 never gives up (default 900000, like the archiver's).
+   */
+  dlqGiveUpMs?: number;
   /** Most alerts waiting for delivery; beyond it they stay in the Redis outbox for the next sweep (default 10000). */
   maxQueuedAlerts?: number;
   /** Length of the recent-alerts list in Redis (default 1000). */
@@ -93,6 +102,11 @@ export interface DashboardConsumerOptions {
   consumer?: Record<string, string | number | boolean>;
   /** Receives log lines; default: none. */
   onLog?: (entry: LogEntry) => void;
+  /**
+   * A pino-compatible logger (`logger.info(fields, msg)`, levels trace..fatal) receiving the same
+   * lines as `onLog`; both may be given. Default: none.
+   */
+  logger?: Logger;
   /**
    * Model prices for LLM calls recorded with tokens but no cost (default: the table shipped in
    * @agenttrace/contract); `false` counts only the costs the events carry.
@@ -134,6 +148,7 @@ export interface ResolvedDashboardOptions {
   startTimeoutMs: number;
   retryMinMs: number;
   retryMaxMs: number;
+  dlqGiveUpMs: number;
   maxQueuedAlerts: number;
   recentAlerts: number;
   consumer: Record<string, string | number | boolean>;
@@ -173,9 +188,21 @@ export const DASHBOARD_DEFAULTS = {
   startTimeoutMs: 30_000,
   retryMinMs: 100,
   retryMaxMs: 5000,
+  dlqGiveUpMs: 900_000,
   maxQueuedAlerts: 10_000,
   recentAlerts: 1000,
 };
+
+/** The onLog hook that also (or only) writes to a pino-compatible logger. */
+function withLogger(onLog: ((entry: LogEntry) => void) | undefined, logger: Logger | undefined): ((entry: LogEntry) => void) | undefined {
+  if (logger === undefined) return onLog;
+  const write = hookToLogger(validateLogger(logger, 'options.logger'));
+  return (entry) => {
+    const { level, message, ...fields } = entry;
+    write(level, message, fields);
+    onLog?.(entry);
+  };
+}
 
 function int(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -274,10 +301,11 @@ export function resolveDashboardOptions(options: DashboardConsumerOptions = {}, 
     startTimeoutMs: o.startTimeoutMs === undefined ? d.startTimeoutMs : int('startTimeoutMs', o.startTimeoutMs, 100),
     retryMinMs,
     retryMaxMs,
+    dlqGiveUpMs: o.dlqGiveUpMs === undefined ? d.dlqGiveUpMs : int('dlqGiveUpMs', o.dlqGiveUpMs, 0, 7 * 24 * 3_600_000),
     maxQueuedAlerts: o.maxQueuedAlerts === undefined ? d.maxQueuedAlerts : int('maxQueuedAlerts', o.maxQueuedAlerts, 1),
     recentAlerts: o.recentAlerts === undefined ? d.recentAlerts : int('recentAlerts', o.recentAlerts, 1),
     consumer: o.consumer ?? {},
-    onLog: o.onLog,
+    onLog: withLogger(o.onLog, o.logger),
     prices: resolvePrices(o.prices, 'options.prices'),
   };
 }

@@ -1,4 +1,4 @@
-import { OptionsError, validateKafkaConnection, type KafkaConnectionOptions } from '@agenttrace/common';
+import { OptionsError, combineHooks, hookToLogger, validateKafkaConnection, validateLogger, type KafkaConnectionOptions, type Logger } from '@agenttrace/common';
 
 /** How a source topic is named on the target, like MirrorMaker 2's replication policies. */
 export type NamingPolicy = 'keep' | 'prefix';
@@ -51,6 +51,8 @@ export interface ReplicatorOptions {
   metricsPort?: number;
   metricsHost?: string;
   log?: LogFn;
+  /** A pino-compatible logger (`logger.info(fields, msg)`, levels trace..fatal) receiving the same lines as `log`; both may be given. */
+  logger?: Logger;
   /** Log every transaction (records and timings) at debug level. */
   debug?: boolean;
 }
@@ -71,7 +73,7 @@ export const REPLICATOR_DEFAULTS = {
 };
 
 export type ResolvedReplicatorOptions = Required<
-  Omit<ReplicatorOptions, 'topics' | 'topicsRegex' | 'lagThresholdMs' | 'webhookUrl' | 'metricsPort' | 'log' | 'debug'>
+  Omit<ReplicatorOptions, 'topics' | 'topicsRegex' | 'lagThresholdMs' | 'webhookUrl' | 'metricsPort' | 'log' | 'logger' | 'debug'>
 > &
   Pick<ReplicatorOptions, 'topics' | 'topicsRegex' | 'lagThresholdMs' | 'webhookUrl' | 'metricsPort'> & { log: LogFn; topicPattern?: RegExp };
 
@@ -172,7 +174,7 @@ export function resolveReplicatorOptions(o: ReplicatorOptions): ResolvedReplicat
     lagIntervalMs,
     metricsPort: o.metricsPort,
     metricsHost: o.metricsHost ?? REPLICATOR_DEFAULTS.metricsHost,
-    log: o.log ?? noLog,
+    log: combineHooks(o.logger === undefined ? undefined : hookToLogger(validateLogger(o.logger, 'options.logger')), o.log) ?? noLog,
   };
 }
 

@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { DeliveryReport, KafkaConsumer, LibrdKafkaError, Message, Producer } from '@confluentinc/kafka-javascript';
-import { describeKafka, errorMessage, unreachableBrokers } from '@agenttrace/common';
+import { KAFKA_CODES, describeKafka, errorMessage, produceWhenRoom, setTimeoutOnlyForFirstMessage, unreachableBrokers } from '@agenttrace/common';
 import { KafmirrorError } from './errors.js';
 import { ClusterAdmin, clientConfig, clusterError, connectClient, consumeBatch, describeCluster, disconnect, incrementalAssign, promisify0, type Cluster } from './kafka-io.js';
 import { LagAlarm, describeUrl, postWebhook, timeLagMs, type LagSnapshot, type PartitionLag } from './lag.js';
@@ -209,7 +209,7 @@ export class Replicator {
       this.#consumer = consumer;
       await connectClient(consumer, this.#source, 'connecting the consumer');
       consumer.setDefaultConsumeTimeout(100);
-      (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+      setTimeoutOnlyForFirstMessage(consumer);
 
       await this.#refresh(true);
       if (o.metricsPort !== undefined) this.#metricsPort = await this.metrics.listen(o.metricsPort, o.metricsHost);
@@ -385,7 +385,7 @@ export class Replicator {
           return;
         }
         const e = err as Partial<LibrdKafkaError>;
-        if (e.code === Kafka.CODES.ERRORS.ERR__FENCED || e.code === Kafka.CODES.ERRORS.ERR_PRODUCER_FENCED) {
+        if (e.code === KAFKA_CODES.FENCED || e.code === KAFKA_CODES.PRODUCER_FENCED) {
           this.#fail(new KafmirrorError('FENCED', `another kafmirror with transactional id "${this.transactionalId}" took over on ${describeCluster(this.#target)}; this one stops (${errorMessage(err)})`, { cause: err }));
           return;
         }
@@ -512,15 +512,7 @@ export class Replicator {
     opaque: Opaque | undefined,
     headers: Message['headers'],
   ): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        this.#producer!.produce(topic, partition, value, k ?? null, timestamp ?? null, opaque, headers);
-        return;
-      } catch (err) {
-        if (!/queue full/i.test(errorMessage(err)) || attempt > 3000) throw err;
-        await sleep(5);
-      }
-    }
+    await produceWhenRoom(() => this.#producer!.produce(topic, partition, value, k ?? null, timestamp ?? null, opaque, headers), { attempts: 3001, intervalMs: 5 });
   }
 
   #expectReports(n: number): void {

@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
-import type { KafkaConsumer, LibrdKafkaError, Message } from '@confluentinc/kafka-javascript';
-import { describeKafka, errorMessage, rdkafkaConfig, unreachableBrokers, type KafkaConnectionOptions } from '@agenttrace/common';
+import type { KafkaConsumer, Message } from '@confluentinc/kafka-javascript';
+import { connectClient, consumeBatch, describeKafka, disconnectWithTimeout, errorMessage, rdkafkaConfig, unreachableBrokers, type KafkaConnectionOptions } from '@agenttrace/common';
 import { parseEvent, type AgentEvent } from '@agenttrace/contract';
 import { randomBytes } from 'node:crypto';
 import { SourceUnavailableError } from './errors.js';
@@ -48,40 +48,18 @@ export async function openConsumer(conn: KafkaConnectionOptions, clientId: strin
     },
     { 'auto.offset.reset': 'earliest' },
   );
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    consumer.connect({ timeout: timeoutMs }, (err) => {
-      clearTimeout(timer);
-      if (err) reject(err);
-      else resolve();
-    });
-  }).catch((err: unknown) => {
-    consumer.disconnect();
+  await connectClient(consumer, { timeoutMs, guardMs: timeoutMs }).catch((err: unknown) => {
+    void disconnectWithTimeout(consumer, 5000);
     throw new SourceUnavailableError('kafka', describeKafka(conn), `cannot connect: ${errorMessage(err)}. Is the broker running and reachable from here?`, err);
   });
   return consumer;
 }
 
 export function closeConsumer(consumer: KafkaConsumer): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 5000);
-    try {
-      consumer.disconnect(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    } catch {
-      clearTimeout(timer);
-      resolve();
-    }
-  });
+  return disconnectWithTimeout(consumer, 5000);
 }
 
-export function consumeBatch(consumer: KafkaConsumer, size: number): Promise<Message[]> {
-  return new Promise<Message[]>((resolve, reject) => {
-    consumer.consume(size, (err: LibrdKafkaError, messages: Message[]) => (err ? reject(err) : resolve(messages)));
-  });
-}
+export { consumeBatch };
 
 function keyEquals(key: Message['key'], wanted: Buffer): boolean {
   if (key === null || key === undefined) return false;

@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
-import { KafkaAdmin, describeKafka, errorMessage, rdkafkaConfig, type KafkaConnectionOptions } from '@agenttrace/common';
+import { KafkaAdmin, connectClient, describeKafka, disconnectWithTimeout, errorMessage, rdkafkaConfig, type KafkaConnectionOptions } from '@agenttrace/common';
 import { TracerError } from './errors.js';
 
 /** What the shared producer tells a tracer about the events it handed over. */
@@ -202,7 +202,7 @@ export class SharedProducer {
     for (let attempt = 0; !this.#closed; attempt++) {
       const producer = this.#create();
       try {
-        await new Promise<void>((resolve, reject) => producer.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve())));
+        await connectClient(producer, { timeoutMs: 10_000 });
         producer.setPollInBackground(true);
         this.#producer = producer;
         this.#connectingSince = undefined;
@@ -339,7 +339,8 @@ export class SharedProducer {
         this.#unconfirmed = 0;
         for (const u of this.#takeAudience()) u.onLost(`the Kafka client was closed with ${lost} record(s) still unacknowledged after ${DISCONNECT_FLUSH_MS} ms`);
       }
-      await new Promise<void>((resolve) => producer.disconnect(5_000, () => resolve()));
+      // The flush above emptied the queue or gave up on it; this flush is the binding's own, bounded too.
+      await disconnectWithTimeout(producer, 15_000, { flushMs: 5_000 });
       if (this.#idleTimer) clearTimeout(this.#idleTimer);
       this.#idleTimer = undefined;
       this.#producer = undefined;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { LibrdKafkaError } from '@confluentinc/kafka-javascript';
 import { eventHeaders, type AgentEvent } from '@agenttrace/contract';
-import { createS3Client, errorMessage } from '@agenttrace/common';
+import { KAFKA_CODES, createS3Client, errorMessage } from '@agenttrace/common';
 import { TracerError } from './errors.js';
 import { encodeEvent, type EncodeOptions } from './encode.js';
 import { resolveTracerOptions, type ResolvedTracerOptions, type TracerOptions } from './options.js';
@@ -180,8 +180,8 @@ export class EventPublisher implements DeliveryTarget {
         if (outcome === 'held') await this.#producer.whenReleased();
         else if (!(await this.#waitConnected())) return new TracerError('DELIVERY_FAILED', `event ${event.event_id}: Kafka connection lost`, { retryable: true });
       } catch (err) {
-        // QUEUE_FULL (-184): librdkafka's own bounded queue is full; wait for acknowledgements.
-        if ((err as { code?: number }).code === -184 && Date.now() - started < this.#opts.deliveryTimeoutMs) {
+        // librdkafka's own bounded queue is full; wait for acknowledgements.
+        if ((err as { code?: number }).code === KAFKA_CODES.QUEUE_FULL && Date.now() - started < this.#opts.deliveryTimeoutMs) {
           await new Promise((r) => setTimeout(r, RETRY_FULL_MS));
           continue;
         }

@@ -15,7 +15,7 @@ import {
   type EventType,
   type RecordedError,
 } from '@agenttrace/contract';
-import { createS3Client, errorMessage } from '@agenttrace/common';
+import { KAFKA_CODES, createS3Client, errorMessage } from '@agenttrace/common';
 import { TracerError, type TracerErrorCode } from './errors.js';
 import { registerTracer, unregisterTracer } from './exit-hooks.js';
 import { BIG_STRING_CHARS, encodeEvent, type EncodeOptions } from './encode.js';
@@ -611,8 +611,8 @@ export class AgentTracer {
       }
       return outcome;
     } catch (err) {
-      // QUEUE_FULL (-184): librdkafka's own bounded queue is full (Kafka slower than the agent).
-      if ((err as { code?: number }).code === -184 && Date.now() - (item.fullSince ??= Date.now()) < this.#opts.deliveryTimeoutMs) return 'full';
+      // librdkafka's own bounded queue is full (Kafka slower than the agent).
+      if ((err as { code?: number }).code === KAFKA_CODES.QUEUE_FULL && Date.now() - (item.fullSince ??= Date.now()) < this.#opts.deliveryTimeoutMs) return 'full';
       this.#fail(new TracerError('DELIVERY_FAILED', `event ${item.event.event_id} could not be handed to Kafka: ${errorMessage(err)}`, { cause: err, eventIds: [item.event.event_id] }));
       return 'failed';
     }
@@ -694,8 +694,7 @@ export class AgentTracer {
   }
 }
 
-/** librdkafka's ERR__MSG_TIMED_OUT. */
-const TIMED_OUT = -192;
+const TIMED_OUT = KAFKA_CODES.MSG_TIMED_OUT;
 /**
  * A request can reach the broker and be written while its acknowledgement is lost (the broker
  * died before answering). librdkafka then reports a timeout, not knowing the outcome; the tracer

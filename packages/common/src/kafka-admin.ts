@@ -1,0 +1,192 @@
+import type { IAdminClient, LibrdKafkaError, NewTopic, TopicDescription } from '@confluentinc/kafka-javascript';
+import { isTopicAlreadyExists } from './kafka-codes.js';
+import { stickyBackground } from './kafka-client.js';
+import { describeTopicConfigs, describeTopicIdentity, type KafkaTopicIdentity } from './kafka-protocol-admin.js';
+import { Kafka, kafkaError, rdkafkaConfig, uuidString, type KafkaConnectionOptions } from './kafka.js';
+
+/** A topic as the admin client describes it. */
+export interface TopicInfo {
+  name: string;
+  partitions: number;
+  /** Kafka's topic id (UUID), new each time a topic is created. */
+  topicId: string;
+}
+
+export interface KafkaAdminOptions {
+  /** librdkafka's client.id; default `<conn.clientId ?? 'agenttrace'>-admin`. */
+  clientId?: string;
+  /**
+   * Turns a failed request into the caller's error; `background` is the client's last
+   * asynchronous error (a refused SASL handshake shows there only). Default: kafkaError.
+   */
+  wrapError?: (what: string, err: unknown, background: string | undefined) => Error;
+}
+
+const UNKNOWN_TOPIC = /unknown topic|UNKNOWN_TOPIC|does not host this topic/i;
+
+/**
+ * The project's one admin client: a promise wrapper around librdkafka's, plus the requests it
+ * lacks (cluster and topic ids, DescribeConfigs) through the protocol admin. Every failure is
+ * wrapped by `wrapError`, so each caller reports it in its own terms (kafmirror names the cluster).
+ */
+export class KafkaAdmin {
+  readonly #conn: KafkaConnectionOptions;
+  readonly #client: IAdminClient;
+  readonly #wrap: (what: string, err: unknown, background: string | undefined) => Error;
+  #background: string | undefined;
+  #closed = false;
+
+  constructor(conn: KafkaConnectionOptions, options: KafkaAdminOptions = {}) {
+    this.#conn = conn;
+    this.#wrap = options.wrapError ?? ((what, err, background) => kafkaError(what, conn, err, background));
+    this.#client = Kafka().AdminClient.create(
+      { ...rdkafkaConfig(conn), 'client.id': options.clientId ?? `${conn.clientId ?? 'agenttrace'}-admin` },
+      {
+        'event.error': (e: { message?: string }) => {
+          this.#background = stickyBackground(this.#background, e.message);
+        },
+      },
+    );
+  }
+
+  #call<T>(what: string, fn: (cb: (err: LibrdKafkaError | null | undefined, result?: T) => void) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      fn((err, result) => (err ? reject(this.#wrap(what, err, this.#background)) : resolve(result as T)));
+    });
+  }
+
+  listTopics(timeoutMs = 10_000): Promise<string[]> {
+    return this.#call('listing topics', (cb) => this.#client.listTopics({ timeout: timeoutMs }, cb));
+  }
+
+  /** Existing topics with their partition counts and ids; missing ones are left out. */
+  async describeTopics(topics: string[], timeoutMs = 10_000): Promise<TopicInfo[]> {
+    const out: TopicInfo[] = [];
+    // One topic per request: a missing topic fails the whole request otherwise.
+    for (const t of topics) {
+      try {
+        const [d] = await this.#call<TopicDescription[]>(`describing topic ${t}`, (cb) => this.#client.describeTopics([t], { timeout: timeoutMs }, cb));
+        if (d && !d.error) out.push({ name: t, partitions: d.partitions.length, topicId: uuidString(d.topicId) });
+      } catch (err) {
+        if (UNKNOWN_TOPIC.test(String((err as Error).message))) continue;
+        throw err;
+      }
+    }
+    return out;
+  }
+
+  /** Partition count of a topic, or undefined when it does not exist. */
+  async partitionCount(topic: string, timeoutMs = 10_000): Promise<number | undefined> {
+    const [d] = await this.describeTopics([topic], timeoutMs);
+    return d?.partitions;
+  }
+
+  /** Creates the topic if it does not exist; returns true when it was created, false when it existed. */
+  async ensureTopic(topic: NewTopic, timeoutMs = 15_000): Promise<boolean> {
+    try {
+      await this.#call<void>(`creating topic ${topic.topic}`, (cb) => this.#client.createTopic(topic, timeoutMs, cb));
+      return true;
+    } catch (err) {
+      if (isTopicAlreadyExists(err)) return false;
+      throw err;
+    }
+  }
+
+  async deleteTopic(topic: string, timeoutMs = 15_000): Promise<void> {
+    await this.#call<void>(`deleting topic ${topic}`, (cb) => this.#client.deleteTopic(topic, timeoutMs, cb));
+  }
+
+  createPartitions(topic: string, total: number, timeoutMs = 15_000): Promise<void> {
+    return this.#call<void>(`adding partitions to ${topic}`, (cb) => this.#client.createPartitions(topic, total, timeoutMs, cb));
+  }
+
+  /** Low and high watermark per partition (high = next offset to be written). */
+  async watermarks(topic: string, partitions: number[], timeoutMs = 10_000): Promise<Map<number, { low: number; high: number }>> {
+    const [lows, highs] = await Promise.all([this.#offsets(topic, partitions, 'earliest', false, timeoutMs), this.#offsets(topic, partitions, 'latest', false, timeoutMs)]);
+    const out = new Map<number, { low: number; high: number }>();
+    for (const [p, high] of highs) out.set(p, { low: 0, high });
+    for (const [p, low] of lows) {
+      const entry = out.get(p);
+      if (entry) entry.low = low;
+    }
+    return out;
+  }
+
+  /** Next offset per partition: the last stable offset (`committedOnly`, read_committed) or the high watermark. */
+  endOffsets(topic: string, partitions: number[], committedOnly = true, timeoutMs = 10_000): Promise<Map<number, number>> {
+    return this.#offsets(topic, partitions, 'latest', committedOnly, timeoutMs);
+  }
+
+  /** First offset per partition (earliest) or the last stable offset (latest). */
+  startOffsets(topic: string, partitions: number[], where: 'earliest' | 'latest', timeoutMs = 10_000): Promise<Map<number, number>> {
+    return this.#offsets(topic, partitions, where, true, timeoutMs);
+  }
+
+  async #offsets(topic: string, partitions: number[], where: 'earliest' | 'latest', committedOnly: boolean, timeoutMs: number): Promise<Map<number, number>> {
+    const { OffsetSpec, IsolationLevel } = Kafka();
+    const rows = await this.#call<Array<{ partition: number; offset: number }>>(`listing offsets of ${topic}`, (cb) =>
+      this.#client.listOffsets(
+        partitions.map((p) => ({ topic, partition: p, offset: where === 'earliest' ? OffsetSpec.EARLIEST : OffsetSpec.LATEST })),
+        { timeout: timeoutMs, isolationLevel: committedOnly ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED },
+        cb,
+      ),
+    );
+    return new Map(rows.map((r) => [r.partition, Number(r.offset)]));
+  }
+
+  /** First offset whose timestamp is at or after `timestampMs` (the high watermark when none is). */
+  async offsetForTime(topic: string, partition: number, timestampMs: number, timeoutMs = 10_000): Promise<number> {
+    const { OffsetSpec } = Kafka();
+    const [r] = await this.#call<Array<{ partition: number; offset: number }>>(`looking up offsets of ${topic}`, (cb) =>
+      this.#client.listOffsets([{ topic, partition, offset: new OffsetSpec(timestampMs) }], { timeout: timeoutMs }, cb),
+    );
+    return Number(r?.offset ?? -1);
+  }
+
+  /** Committed offsets of a consumer group (topic → partition → next offset). */
+  async groupOffsets(group: string, timeoutMs = 10_000): Promise<Map<string, Map<number, number>>> {
+    const what = `reading offsets of group ${group}`;
+    const res = await this.#call<Array<{ groupId: string; error?: LibrdKafkaError; partitions: Array<{ topic: string; partition: number; offset: number; error?: unknown }> }>>(what, (cb) =>
+      this.#client.listConsumerGroupOffsets([{ groupId: group }], { timeout: timeoutMs, requireStableOffsets: true }, cb),
+    );
+    const out = new Map<string, Map<number, number>>();
+    for (const r of res) {
+      if (r.error) throw this.#wrap(what, r.error, this.#background);
+      for (const p of r.partitions) {
+        if (p.error || p.offset < 0) continue;
+        let m = out.get(p.topic);
+        if (!m) out.set(p.topic, (m = new Map()));
+        m.set(p.partition, Number(p.offset));
+      }
+    }
+    return out;
+  }
+
+  /** Number of members a consumer group has (0 when it is empty or unknown). */
+  async groupMembers(group: string, timeoutMs = 10_000): Promise<number> {
+    const res = await this.#call<{ groups: Array<{ members: unknown[]; error?: unknown }> }>(`describing group ${group}`, (cb) =>
+      this.#client.describeGroups([group], { timeout: timeoutMs }, cb),
+    );
+    return res.groups[0]?.members.length ?? 0;
+  }
+
+  /** A topic's settings (DescribeConfigs, which librdkafka's admin client lacks; through the protocol admin). */
+  describeTopicConfigs(topic: string, timeoutMs = 10_000): Promise<Record<string, string>> {
+    return describeTopicConfigs(this.#conn, topic, timeoutMs);
+  }
+
+  /** The cluster id and the topic's id and partition count (through the protocol admin). */
+  topicIdentity(topic: string, timeoutMs = 10_000): Promise<KafkaTopicIdentity> {
+    return describeTopicIdentity(this.#conn, topic, timeoutMs);
+  }
+
+  get client(): IAdminClient {
+    return this.#client;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#client.disconnect();
+  }
+}

@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import Kafka from '@confluentinc/kafka-javascript';
-import type { TopicPartition } from '@confluentinc/kafka-javascript';
+import type { TopicPartitionOffset } from '@confluentinc/kafka-javascript';
 import { DLQ_HEADER_REASON, KafkaAdmin, rdkafkaConfig } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { eventsToSpans, OtlpForwarder, type ForwarderOptions } from '../src/index.js';
@@ -54,7 +54,7 @@ async function committedOffsets(group: string, topic: string, partitions: number
   const c = new Kafka.KafkaConsumer({ ...rdkafkaConfig(kafkaConn()), 'group.id': group, 'enable.auto.commit': false } as never, {});
   await new Promise<void>((res, rej) => c.connect({}, (err) => (err ? rej(err) : res())));
   try {
-    const tps = await new Promise<TopicPartition[]>((res, rej) =>
+    const tps = await new Promise<TopicPartitionOffset[]>((res, rej) =>
       c.committed(Array.from({ length: partitions }, (_, p) => ({ topic, partition: p })), 10_000, (err, r) => (err ? rej(err) : res(r))),
     );
     // No commit yet reads as undefined.

@@ -89,7 +89,9 @@ export class OtlpForwarder {
   #closing: Promise<void> | undefined;
   /** Ends the loop's waits when closing. */
   readonly #wake = new AbortController();
-  /** Ends the retries of requests in flight once the drain time is over. */
+  /** Closing: failed requests are not retried any more (those in progress still get their answer). */
+  readonly #draining = new AbortController();
+  /** Ends the requests in flight once the drain time is over. */
   readonly #abandon = new AbortController();
   /** Partition → assignment epoch: a batch taken under an older assignment commits nothing. */
   readonly #assigned = new Map<number, number>();
@@ -116,6 +118,7 @@ export class OtlpForwarder {
       retryMinMs: o.retryMinMs,
       retryMaxMs: o.retryMaxMs,
       maxRetryAfterMs: o.maxRetryAfterMs,
+      stopRetrying: this.#draining.signal,
       onRetry: ({ attempt, reason, waitMs, config }) => {
         this.#stats.retries++;
         // A wrong token or URL is the operator's to fix: say it every time; a busy backend at the 1st and every 10th attempt.
@@ -157,7 +160,10 @@ export class OtlpForwarder {
     o.onLog('info', `forwarding ${o.topic} as group ${o.group} from ${describeKafka(o.kafka)} to ${describeEndpoint(o.endpoint)}`);
   }
 
-  /** Stops fetching, lets requests in flight finish (up to drainTimeoutMs), commits, closes. Idempotent. */
+  /**
+   * Stops fetching, lets the requests in progress get their answers (up to drainTimeoutMs; a
+   * failed one is not retried), commits what the backend took, closes. Idempotent.
+   */
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;
@@ -174,6 +180,9 @@ export class OtlpForwarder {
     if (this.#loop) await this.#loop;
     // Records fetched but not yet sent are not committed: the group reads them again.
     this.#buffer = [];
+    // Requests in progress may finish; one that fails is not retried but left uncommitted, so a
+    // stop does not wait out a backoff (or a long Retry-After) of a backend that is down.
+    this.#draining.abort();
     const pending = Promise.allSettled(this.#inflight.map((b) => b.work));
     let timer: NodeJS.Timeout | undefined;
     const inTime = await Promise.race([pending.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.options.drainTimeoutMs)))]);
@@ -443,7 +452,7 @@ export class OtlpForwarder {
       return;
     }
     for (let attempt = 0; ; attempt++) {
-      if (this.#abandon.signal.aborted) throw new Abandoned('abandoned');
+      if (attempt > 0 && (this.#abandon.signal.aborted || this.#draining.signal.aborted)) throw new Abandoned('abandoned');
       try {
         await dlq.write(d);
         this.#stats.deadLettered++;
@@ -453,7 +462,7 @@ export class OtlpForwarder {
         if (attempt % 10 === 0) this.options.onLog('warn', `dead-lettering ${where} failed, retrying: ${errorMessage(err)}`);
         const ms = Math.min(this.options.retryMaxMs, this.options.retryMinMs * 2 ** Math.min(attempt, 16));
         await new Promise<void>((res) => {
-          const signal = this.#abandon.signal;
+          const signal = AbortSignal.any([this.#abandon.signal, this.#draining.signal]);
           const done = () => {
             clearTimeout(t);
             signal.removeEventListener('abort', done);

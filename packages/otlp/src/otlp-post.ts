@@ -46,6 +46,8 @@ export interface PostOptions {
   retryMinMs: number;
   retryMaxMs: number;
   maxRetryAfterMs: number;
+  /** Once aborted, a failed attempt is not retried (the outcome is `aborted`) and a wait ends: a request in progress still gets its answer. */
+  stopRetrying?: AbortSignal;
   /** Said before each wait: why, and how long. */
   onRetry?: (info: { attempt: number; status: number | undefined; reason: string; waitMs: number; config: boolean }) => void;
 }
@@ -97,7 +99,9 @@ export async function postWithRetry(body: Uint8Array, o: PostOptions, signal: Ab
     const backoff = Math.min(o.retryMaxMs, o.retryMinMs * 2 ** Math.min(attempt - 1, 20));
     // Jitter keeps several exporters from retrying in step; a Retry-After is honoured as given.
     const waitMs = hinted !== undefined ? Math.min(hinted, o.maxRetryAfterMs) : Math.round(backoff / 2 + Math.random() * (backoff / 2));
+    if (o.stopRetrying?.aborted) return { kind: 'aborted', attempts: attempt };
     o.onRetry?.({ attempt, status, reason, waitMs, config: status !== undefined && classifyStatus(status) === 'config' });
-    await wait(waitMs, signal);
+    await wait(waitMs, o.stopRetrying ? AbortSignal.any([signal, o.stopRetrying]) : signal);
+    if (o.stopRetrying?.aborted) return { kind: 'aborted', attempts: attempt };
   }
 }

@@ -6,7 +6,7 @@ import type { TopicPartitionOffset } from '@confluentinc/kafka-javascript';
 import { DLQ_HEADER_REASON, KafkaAdmin, rdkafkaConfig } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { eventsToSpans, OtlpForwarder, type ForwarderOptions } from '../src/index.js';
-import { consumeAll, createTopic, deleteTopic, eventually, kafkaConn, makeEvent, produceRaw, repoRoot, sleep, stack, uniqueName } from '../../../test-support/stack.js';
+import { consumeAll, createTopic, deleteTopic, eventually, freePort, kafkaConn, makeEvent, produceRaw, repoRoot, sleep, stack, uniqueName } from '../../../test-support/stack.js';
 import { TestBackend, type ReceivedSpan } from './otlp-backend.js';
 
 const CLI = join(repoRoot, 'packages', 'otlp', 'bin', 'agenttrace-otlp.js');
@@ -209,6 +209,20 @@ describe('agenttrace-otlp forward on the real stack', () => {
     expect(backend.maxOpen).toBe(2);
     expect(new Set(backend.accepted.map((s) => s.attributes['agenttrace.event_id'])).size).toBe(events.length);
     await f.close();
+  });
+
+  it('close() with the backend down does not wait out the retries, and commits nothing', async () => {
+    const { topic, group } = await setup(1);
+    const events = sessions(1, 10, 'e');
+    await produceRaw(topic, events.map((e) => ({ key: e.session_id, value: JSON.stringify(e) })));
+    const f = forwarder({ endpoint: `http://127.0.0.1:${await freePort()}`, topic, group, dlqTopic: false, retryMinMs: 20_000, retryMaxMs: 60_000 });
+    await f.start();
+    await eventually('a failed attempt', () => f.stats().retries >= 1, 30_000);
+    const t0 = Date.now();
+    await f.close();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(f.stats()).toMatchObject({ spansSent: 0, commits: 0 });
+    expect(await committedOffsets(group, topic, 1)).toEqual(new Map([[0, undefined]]));
   });
 
   it('kill -9 of the forwarder mid-stream loses no span; a span sent again has the same ids', async () => {

@@ -329,10 +329,18 @@ export class OtlpForwarder {
           this.#bufferSince = Date.now();
         }
       } catch (err) {
-        o.onLog('warn', `consuming failed: ${errorMessage(err)}`);
+        this.#consumeFailed(err);
         await this.#waitForSlot(200);
       }
     }
+  }
+
+  /** Said once per 10 s at most: a topic not created yet fails every poll until it is. */
+  #consumeFailed(err: unknown): void {
+    if (Date.now() - this.#lastConsumerError < 10_000) return;
+    this.#lastConsumerError = Date.now();
+    const text = errorMessage(err);
+    this.options.onLog('warn', /unknown topic/i.test(text) ? `waiting for topic ${this.options.topic} to be created (${text})` : `consuming failed, retrying: ${text}`);
   }
 
   #take(msgs: Message[]): void {

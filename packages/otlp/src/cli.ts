@@ -15,6 +15,8 @@ interface ServeFlags {
   redisPrefix?: string;
   host: string;
   port: string;
+  grpcPort: string;
+  grpc: boolean;
   token?: string;
   maxBodyBytes?: string;
   pricing?: string;
@@ -46,6 +48,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   const receiver = new OtlpReceiver({
     host: flags.host,
     port: intFlag(flags.port, '--port'),
+    grpcPort: flags.grpc ? intFlag(flags.grpcPort, '--grpc-port') : undefined,
     token: flags.token,
     maxBodyBytes: intFlag(flags.maxBodyBytes, '--max-body-bytes'),
     pricing: pricingFile(flags.pricing),
@@ -58,7 +61,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     },
   });
   const addr = await receiver.listen();
-  process.stderr.write(`agenttrace-otlp: listening on ${addr.url} → Kafka ${describeKafka(settings.kafka)} topic ${settings.topic}${receiver.options.token ? ' (bearer token required)' : ''}\n`);
+  process.stderr.write(`agenttrace-otlp: listening on ${addr.url}${addr.grpc ? ` and OTLP/gRPC ${addr.grpc.url}` : ''} → Kafka ${describeKafka(settings.kafka)} topic ${settings.topic}${receiver.options.token ? ' (bearer token required)' : ''}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
@@ -192,15 +195,17 @@ async function forward(flags: ForwardFlags): Promise<void> {
 
 function program(): Command {
   const p = new Command('agenttrace-otlp')
-    .description('OpenTelemetry bridge: receive OTLP/HTTP traces from any OTel-instrumented agent and write them as agent events to Kafka; send sessions, or the whole topic continuously, to any OTLP backend.')
+    .description('OpenTelemetry bridge: receive OTLP/HTTP and OTLP/gRPC traces from any OTel-instrumented agent and write them as agent events to Kafka; send sessions, or the whole topic continuously, to any OTLP backend.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
-    .addHelpText('after', `\nExamples:\n  agenttrace-otlp serve\n  agenttrace-otlp export sess_a1b2c3 --endpoint http://127.0.0.1:4318\n  agenttrace-otlp forward --endpoint http://127.0.0.1:4318\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python my_agent.py\n\n${EXIT_CODES_HELP}\n\n${SETTINGS_HELP}`);
+    .addHelpText('after', `\nExamples:\n  agenttrace-otlp serve\n  agenttrace-otlp serve --port 4318 --grpc-port 4317\n  OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 python my_agent.py\n  agenttrace-otlp export sess_a1b2c3 --endpoint http://127.0.0.1:4318\n  agenttrace-otlp forward --endpoint http://127.0.0.1:4318\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python my_agent.py\n\n${EXIT_CODES_HELP}\n\n${SETTINGS_HELP}`);
   const serveCmd = p
     .command('serve', { isDefault: true })
-    .description('Accept POST /v1/traces (protobuf or JSON, gzip) and produce GenAI spans as agent events.')
+    .description('Accept OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip) and OTLP/gRPC traces and produce GenAI spans as agent events; each request is answered only after Kafka acknowledged it.')
     .option('--host <address>', 'address to listen on; beyond loopback a token is required', '127.0.0.1')
-    .option('--port <port>', 'port to listen on', '4318')
+    .option('--port <port>', 'OTLP/HTTP port to listen on', '4318')
+    .option('--grpc-port <port>', 'OTLP/gRPC port to listen on (same host)', '4317')
+    .option('--no-grpc', 'OTLP/HTTP only')
     .option('--token <token>', 'bearer token clients must send (or AGENTTRACE_OTLP_TOKEN)')
     .option('--max-body-bytes <n>', 'largest request body, compressed or not (default 16 MiB)')
     .option('--pricing <file>', 'JSON file {"model": {"inputPerMillion": n, "outputPerMillion": n}} for cost of LLM calls')

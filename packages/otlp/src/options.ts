@@ -13,6 +13,8 @@ export interface ReceiverOptions {
   host?: string;
   /** Port (default 4318, the OTLP/HTTP port; 0 picks a free one). */
   port?: number;
+  /** Port of OTLP/gRPC on the same host (4317 is the standard one; 0 picks a free one); default: no gRPC. */
+  grpcPort?: number;
   /** Bearer token clients must send (`Authorization: Bearer ...`); default AGENTTRACE_OTLP_TOKEN. */
   token?: string;
   /** Largest request body accepted, compressed and decompressed, in bytes (default 16 MiB). */
@@ -41,6 +43,7 @@ export interface ReceiverOptions {
 export interface ResolvedReceiverOptions {
   host: string;
   port: number;
+  grpcPort: number | undefined;
   token: string | undefined;
   maxBodyBytes: number;
   maxSpansPerRequest: number;
@@ -113,6 +116,7 @@ export function resolveReceiverOptions(options: ReceiverOptions = {}, env: NodeJ
     host,
     dedupeRedis,
     port: int('port', options.port, RECEIVER_DEFAULTS.port, 0, 65535),
+    grpcPort: options.grpcPort === undefined ? undefined : int('grpcPort', options.grpcPort, 0, 0, 65535),
     token,
     maxBodyBytes: int('maxBodyBytes', options.maxBodyBytes, RECEIVER_DEFAULTS.maxBodyBytes, 1024),
     maxSpansPerRequest: int('maxSpansPerRequest', options.maxSpansPerRequest, RECEIVER_DEFAULTS.maxSpansPerRequest, 1),

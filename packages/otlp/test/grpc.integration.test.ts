@@ -140,6 +140,28 @@ describe('OTLP/gRPC in, with the OpenTelemetry JS SDK gRPC exporter', () => {
     }
   });
 
+  it('a message over maxBodyBytes (also once decompressed) gets RESOURCE_EXHAUSTED, and the receiver keeps serving', async () => {
+    const receiver = new OtlpReceiver({ port: 0, grpcPort: 0, maxBodyBytes: 4096, publisher: { kafka: { brokers: stack.brokers }, topic, ensureTopic: false } });
+    const { grpc } = await receiver.listen();
+    try {
+      const mem = new InMemorySpanExporter();
+      const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(mem)] });
+      // Compresses to far below the limit, 20 KB once decompressed.
+      provider.getTracer('big').startSpan('chat big', { attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.input.messages': 'x'.repeat(20_000) } }).end();
+      const big = [...mem.getFinishedSpans()];
+      await provider.shutdown();
+      const exporter = new GrpcExporter({ url: grpc!.url, compression: CompressionAlgorithm.GZIP });
+      const refused = await exportOnce(exporter, big);
+      expect(refused.code).toBe(1);
+      expect(String(refused.error?.message)).toMatch(/RESOURCE_EXHAUSTED|larger than 4096/);
+      expect((await exportOnce(exporter, await recorded('conv-grpc-after-big'))).code).toBe(0);
+      await exporter.shutdown();
+      expect(receiver.stats().eventsAccepted).toBe(4);
+    } finally {
+      await receiver.close();
+    }
+  });
+
   it('CLI: serve listens on both ports and stops on SIGTERM', async () => {
     const [http, grpcPort] = [await freePort(), await freePort()];
     const child = spawn(process.execPath, [join(repoRoot, 'packages', 'otlp', 'bin', 'agenttrace-otlp.js'), 'serve', '--port', String(http), '--grpc-port', String(grpcPort), '--brokers', stack.brokers.join(','), '--topic', topic], {

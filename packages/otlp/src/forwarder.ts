@@ -86,6 +86,7 @@ export class OtlpForwarder {
   #dlq: DeadLetterWriter | undefined;
   #state: State = 'new';
   #loop: Promise<void> | undefined;
+  #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   /** Ends the loop's waits when closing. */
   readonly #wake = new AbortController();
@@ -140,9 +141,14 @@ export class OtlpForwarder {
   }
 
   /** Connects the dead-letter producer and the consumer, then starts following the topic. */
-  async start(): Promise<void> {
-    if (this.#state !== 'new') throw new OtlpError('FORWARDER_STATE', `start() can be called once, on a new forwarder (this one is ${this.#state})`);
+  start(): Promise<void> {
+    if (this.#state !== 'new') return Promise.reject(new OtlpError('FORWARDER_STATE', `start() can be called once, on a new forwarder (this one is ${this.#state})`));
     this.#state = 'starting';
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     const o = this.options;
     try {
       if (o.dlqTopic !== false) {
@@ -150,11 +156,11 @@ export class OtlpForwarder {
         await this.#dlq.connect(15_000);
       }
       await this.#connectConsumer();
+      if ((this.#state as State) !== 'starting') throw new OtlpError('FORWARDER_STATE', 'closed while starting');
     } catch (err) {
       await this.#shutdown();
       throw err;
     }
-    if ((this.#state as State) !== 'starting') throw new OtlpError('FORWARDER_STATE', 'closed while starting');
     this.#state = 'running';
     this.#loop = this.#run();
     o.onLog('info', `forwarding ${o.topic} as group ${o.group} from ${describeKafka(o.kafka)} to ${describeEndpoint(o.endpoint)}`);
@@ -175,6 +181,11 @@ export class OtlpForwarder {
     this.#wake.abort();
     if (state === 'new' || state === 'closed') {
       this.#state = 'closed';
+      return;
+    }
+    // A start() in progress sees the close when its connections are up, and releases them itself.
+    if (state === 'starting') {
+      await this.#starting?.catch(() => undefined);
       return;
     }
     if (this.#loop) await this.#loop;

@@ -225,6 +225,17 @@ describe('agenttrace-otlp forward on the real stack', () => {
     expect(await committedOffsets(group, topic, 1)).toEqual(new Map([[0, undefined]]));
   });
 
+  it('close() during start(): start rejects with FORWARDER_STATE, close resolves, a second start is refused', async () => {
+    const { topic, group, backend } = await setup(1);
+    const f = forwarder({ endpoint: backend.url, topic, group, dlqTopic: false });
+    const started = f.start();
+    const closed = f.close();
+    await expect(started).rejects.toMatchObject({ code: 'FORWARDER_STATE' });
+    await closed;
+    expect(f.close()).toBe(closed);
+    await expect(f.start()).rejects.toMatchObject({ code: 'FORWARDER_STATE' });
+  });
+
   it('kill -9 of the forwarder mid-stream loses no span; a span sent again has the same ids', async () => {
     const { topic, group, backend } = await setup(4);
     const events = sessions(40, 75, 'd');

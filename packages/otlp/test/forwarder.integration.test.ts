@@ -225,6 +225,24 @@ describe('agenttrace-otlp forward on the real stack', () => {
     expect(await committedOffsets(group, topic, 1)).toEqual(new Map([[0, undefined]]));
   });
 
+  it('close() drains: requests in progress get their answers and are committed, nothing else is', async () => {
+    const { topic, group, backend } = await setup(1);
+    const events = sessions(1, 600, 'f');
+    backend.answer = async () => {
+      await sleep(1500);
+      return { status: 200 };
+    };
+    await produceRaw(topic, events.map((e) => ({ key: e.session_id, value: JSON.stringify(e) })));
+    const f = forwarder({ endpoint: backend.url, topic, group, dlqTopic: false, batchSize: 100, maxInFlight: 2 });
+    await f.start();
+    await eventually('two requests held by the backend', () => backend.open === 2, 30_000);
+    await f.close();
+    // Both answered during the drain, and only their 200 records are committed.
+    expect(backend.accepted).toHaveLength(200);
+    expect(f.stats()).toMatchObject({ spansSent: 200, consumed: 200 });
+    expect(await committedOffsets(group, topic, 1)).toEqual(new Map([[0, 200]]));
+  });
+
   it('close() during start(): start rejects with FORWARDER_STATE, close resolves, a second start is refused', async () => {
     const { topic, group, backend } = await setup(1);
     const f = forwarder({ endpoint: backend.url, topic, group, dlqTopic: false });

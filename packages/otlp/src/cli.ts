@@ -146,6 +146,8 @@ interface ForwardFlags {
   verbose?: boolean;
   brokers?: string;
   topic?: string;
+  s3Endpoint?: string;
+  s3Bucket?: string;
   config?: string;
 }
 
@@ -166,6 +168,8 @@ async function forward(flags: ForwardFlags): Promise<void> {
     maxInFlight: intFlag(flags.maxInFlight, '--max-in-flight'),
     lingerMs: intFlag(flags.lingerMs, '--linger-ms'),
     dlqTopic: flags.dlq ? flags.dlqTopic : false,
+    // Offloaded fields are fetched back only from an S3 that was named (as serve offloads only to one).
+    ...(flags.s3Endpoint ?? flags.s3Bucket ?? process.env.AGENTTRACE_S3_ENDPOINT ?? process.env.AGENTTRACE_S3_BUCKET ? { s3: settings.s3 } : {}),
     onLog: (level, message) => log(level, message),
   });
   // A signal during start() must stop the forwarder too, not be lost.
@@ -246,7 +250,7 @@ function program(): Command {
       'after',
       `\nExamples:\n  agenttrace-otlp forward --endpoint http://127.0.0.1:4318\n  OTEL_EXPORTER_OTLP_ENDPOINT=https://cloud.langfuse.com/api/public/otel OTEL_EXPORTER_OTLP_HEADERS="Authorization=Basic%20..." agenttrace-otlp forward --group langfuse-export\n  agenttrace-otlp forward --endpoint http://tempo:4318 --start-from latest --no-dlq\n\nSIGTERM or SIGINT stops reading, lets the requests in progress get their answers (up to 15 s; a failed one\nis not retried but left for the next start), commits what the backend took and exits.\nRetries: 408, 429, 5xx and unreachable endpoints are retried with backoff, honouring Retry-After; 401, 403\nand 404 too (fix the token or URL: nothing is skipped meanwhile). Other 4xx refuse the content: the\nrequest is split until the refused spans are alone, and their records go to the dead-letter topic.`,
     );
-  for (const [f, d] of SETTINGS_OPTIONS.filter(([f]) => /^--(brokers|topic|config)\b/.test(f))) forwardCmd.option(f, d);
+  for (const [f, d] of SETTINGS_OPTIONS.filter(([f]) => /^--(brokers|topic|s3-endpoint|s3-bucket|config)\b/.test(f))) forwardCmd.option(f, d);
   forwardCmd.action(forward);
   return p;
 }

@@ -1,7 +1,7 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, TopicPartition } from '@confluentinc/kafka-javascript';
 import { parseEvent, type AgentEvent } from '@agenttrace/contract';
-import { consumerConfig, describeKafka, errorMessage, kafkaError } from '@agenttrace/common';
+import { consumerConfig, createS3Client, describeKafka, errorMessage, kafkaError, restoreOffloads } from '@agenttrace/common';
 import { DeadLetterWriter, type DeadRecord } from './dead-letter.js';
 import { OtlpError } from './errors.js';
 import { encodeTraceRequest, eventsToSpans, type ExportSpan } from './export.js';
@@ -27,6 +27,10 @@ export interface ForwarderStats {
   deadLettered: number;
   /** Bad and refused records only counted and logged (dead-letter topic off). */
   dropped: number;
+  /** Offloaded fields fetched back from S3 before sending. */
+  restored: number;
+  /** Offloaded fields that could not be fetched: sent as their S3 reference. */
+  restoreFailures: number;
   /** Spans the backend accepted the request of but listed as rejected (OTLP partial success). */
   rejectedByBackend: number;
   /** Offsets committed (one per partition per commit). */
@@ -106,12 +110,15 @@ export class OtlpForwarder {
   #uncommittedSinceSync = false;
   readonly #lastCommitted = new Map<number, number>();
   #lastConsumerError = 0;
-  readonly #stats = { consumed: 0, spansSent: 0, requests: 0, retries: 0, badRecords: 0, refused: 0, deadLettered: 0, dropped: 0, rejectedByBackend: 0, commits: 0 };
+  readonly #stats = { consumed: 0, spansSent: 0, requests: 0, retries: 0, badRecords: 0, refused: 0, deadLettered: 0, dropped: 0, restored: 0, restoreFailures: 0, rejectedByBackend: 0, commits: 0 };
+  #s3: ReturnType<typeof createS3Client> | undefined;
+  #lastRestoreWarning = 0;
 
   constructor(options: ForwarderOptions) {
     this.options = resolveForwarderOptions(options);
     const o = this.options;
     this.#resource = { 'service.name': o.serviceName };
+    if (o.s3) this.#s3 = createS3Client(o.s3);
     this.#post = {
       url: o.endpoint,
       headers: o.headers,
@@ -229,6 +236,7 @@ export class OtlpForwarder {
       this.#consumer = undefined;
     }
     await this.#dlq?.close(5_000).catch(() => undefined);
+    this.#s3?.destroy();
     this.#state = 'closed';
   }
 
@@ -402,6 +410,7 @@ export class OtlpForwarder {
 
   async #deliver(good: Item[], dead: DeadRecord[]): Promise<void> {
     const work: Array<Promise<void>> = [];
+    if (this.#s3 !== undefined) await this.#restore(good);
     if (good.length > 0) {
       // One mapping for the whole batch: a request split after a refusal keeps the same spans.
       const mapped = this.#spans(good, dead);
@@ -411,6 +420,26 @@ export class OtlpForwarder {
     const results = await Promise.allSettled(work);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+  }
+
+  /** Offloaded fields fetched back, so the span carries the value; one that cannot be fetched stays a reference. */
+  async #restore(good: Item[]): Promise<void> {
+    const s3 = this.#s3!;
+    await Promise.all(
+      good.map(async (g) => {
+        if (!g.event!.offload || g.event!.offload.fields.length === 0) return;
+        const { event, failures } = await restoreOffloads(s3, g.event!);
+        g.event = event;
+        this.#stats.restored += event.offload?.restored?.length ?? 0;
+        if (failures.length > 0) {
+          this.#stats.restoreFailures += failures.length;
+          if (Date.now() - this.#lastRestoreWarning > 10_000) {
+            this.#lastRestoreWarning = Date.now();
+            this.options.onLog('warn', `could not fetch offloaded fields of event ${event.event_id} (sent as their S3 reference): ${failures.join('; ').slice(0, 300)}`);
+          }
+        }
+      }),
+    );
   }
 
   /**

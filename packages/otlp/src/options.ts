@@ -1,5 +1,5 @@
 import { DEFAULT_DLQ_TOPIC, DEFAULT_MAX_RECORD_BYTES, DEFAULT_TOPIC } from '@agenttrace/contract';
-import { OptionsError, errorMessage, validateKafkaConnection, type KafkaConnectionOptions } from '@agenttrace/common';
+import { OptionsError, errorMessage, validateKafkaConnection, type KafkaConnectionOptions, type S3Options } from '@agenttrace/common';
 import type { PublisherOptions } from '@agenttrace/tracer';
 import { traceEndpoint } from './export.js';
 
@@ -168,6 +168,11 @@ export interface ForwarderOptions {
   drainTimeoutMs?: number;
   /** Kafka group session timeout, in ms (default 10000). */
   sessionTimeoutMs?: number;
+  /**
+   * S3 to fetch offloaded fields back from before sending (the references name bucket and key):
+   * endpoint, region, credentials. Default: none, fields are sent as their `$offload` reference.
+   */
+  s3?: Pick<S3Options, 'endpoint' | 'region' | 'credentials' | 'timeoutMs'>;
   /** Log hook (default: none). */
   onLog?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
 }
@@ -191,6 +196,7 @@ export interface ResolvedForwarderOptions {
   maxRecordBytes: number;
   drainTimeoutMs: number;
   sessionTimeoutMs: number;
+  s3: Pick<S3Options, 'endpoint' | 'region' | 'credentials' | 'timeoutMs'> | undefined;
   onLog: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
 }
 
@@ -241,6 +247,7 @@ export function resolveForwarderOptions(options: ForwarderOptions): ResolvedForw
   if (startFrom !== 'earliest' && startFrom !== 'latest') throw new OptionsError('options.startFrom', `must be "earliest" or "latest", got ${JSON.stringify(startFrom)}`);
   const dlqTopic = options.dlqTopic === false ? false : str('dlqTopic', options.dlqTopic, d.dlqTopic);
   if (options.onLog !== undefined && typeof options.onLog !== 'function') throw new OptionsError('options.onLog', 'must be a function');
+  if (options.s3 !== undefined && (typeof options.s3 !== 'object' || options.s3 === null)) throw new OptionsError('options.s3', 'must be an object { endpoint?, region?, credentials? }');
   const retryMinMs = int('retryMinMs', options.retryMinMs, d.retryMinMs, 1, 600_000);
   const retryMaxMs = int('retryMaxMs', options.retryMaxMs, d.retryMaxMs, retryMinMs, 3_600_000);
   return {
@@ -262,6 +269,7 @@ export function resolveForwarderOptions(options: ForwarderOptions): ResolvedForw
     maxRecordBytes: int('maxRecordBytes', options.maxRecordBytes, d.maxRecordBytes, 1024),
     drainTimeoutMs: int('drainTimeoutMs', options.drainTimeoutMs, d.drainTimeoutMs, 0, 600_000),
     sessionTimeoutMs: int('sessionTimeoutMs', options.sessionTimeoutMs, d.sessionTimeoutMs, 6_000, 300_000),
+    s3: options.s3,
     onLog: options.onLog ?? (() => undefined),
   };
 }

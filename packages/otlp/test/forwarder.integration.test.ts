@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import Kafka from '@confluentinc/kafka-javascript';
 import type { TopicPartitionOffset } from '@confluentinc/kafka-javascript';
-import { DLQ_HEADER_REASON, KafkaAdmin, rdkafkaConfig } from '@agenttrace/common';
+import { DLQ_HEADER_REASON, KafkaAdmin, createS3Client, rdkafkaConfig, s3Sdk, uploadOffload } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { eventsToSpans, OtlpForwarder, type ForwarderOptions } from '../src/index.js';
 import { consumeAll, createTopic, deleteTopic, eventually, freePort, kafkaConn, makeEvent, produceRaw, repoRoot, sleep, stack, uniqueName } from '../../../test-support/stack.js';
@@ -223,6 +223,32 @@ describe('agenttrace-otlp forward on the real stack', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(f.stats()).toMatchObject({ spansSent: 0, commits: 0 });
     expect(await committedOffsets(group, topic, 1)).toEqual(new Map([[0, undefined]]));
+  });
+
+  it('offloaded fields are fetched back from S3 before sending; one that cannot be fetched goes as its reference', async () => {
+    const { topic, group, backend } = await setup(1);
+    const s3 = createS3Client({ endpoint: stack.s3Endpoint });
+    const prefix = uniqueName('otlp-fwd-offload');
+    const big = { messages: [{ role: 'user', content: 'x'.repeat(12_000) }] };
+    const ref = await uploadOffload(s3, { bucket: stack.s3Bucket, prefix }, JSON.stringify(big));
+    const missing = { $offload: { ...ref.$offload, key: `${prefix}/payloads/sha256/00/missing.json` } };
+    const [withRef, withMissing] = [
+      makeEvent({ session_id: 'sess_offload', event_type: 'llm_call', payload: { model: 'gpt-4o', input: ref, output: 'ok', latency_ms: 5 }, offload: { fields: ['payload.input'] } }),
+      makeEvent({ session_id: 'sess_offload', event_type: 'llm_call', payload: { model: 'gpt-4o', input: missing, output: 'ok', latency_ms: 5 }, offload: { fields: ['payload.input'] } }),
+    ];
+    try {
+      await produceRaw(topic, [withRef, withMissing].map((e) => ({ key: e.session_id, value: JSON.stringify(e) })));
+      const f = forwarder({ endpoint: backend.url, topic, group, dlqTopic: false, s3: { endpoint: stack.s3Endpoint } });
+      await f.start();
+      await eventually('both spans at the backend', () => backend.accepted.length >= 2, 30_000);
+      const got = byEventId(backend.accepted);
+      expect(JSON.parse(String(got.get(withRef.event_id)![0]!.attributes['gen_ai.input.messages']))).toEqual(big);
+      expect(JSON.parse(String(got.get(withMissing.event_id)![0]!.attributes['gen_ai.input.messages']))).toEqual(missing);
+      expect(f.stats()).toMatchObject({ restored: 1, restoreFailures: 1, spansSent: 2 });
+    } finally {
+      await s3.send(new (s3Sdk().DeleteObjectCommand)({ Bucket: stack.s3Bucket, Key: ref.$offload.key })).catch(() => undefined);
+      s3.destroy();
+    }
   });
 
   it('close() drains: requests in progress get their answers and are committed, nothing else is', async () => {

@@ -36,6 +36,8 @@ const HOW: [RegExp, How][] = [
   [/--brokers k1:9092,k2:9092/, { elsewhere: 'production hosts (k1, k2, redis-1)' }],
   [/^(npx )?kafmirror (replicate|failover) .*--config clusters\.json/, { elsewhere: 'two clusters named in clusters.json (a DR pair); proven in packages/kafmirror/test' }],
   [/^(pip install|export OTEL_|opentelemetry-instrument python|kshark replay <conversation id)/, { elsewhere: 'a Python agent (PyPI is not reachable here); the same OTLP path is proven by packages/otlp/test with the OpenTelemetry JS SDK' }],
+  [/npx agenttrace-otlp forward --group langfuse-export/, { elsewhere: 'a Langfuse account (credentials and the cloud); the same OTLP/HTTP path is proven by packages/otlp/test/forwarder.integration.test.ts against a backend decoding with the OTLP protobuf definitions' }],
+  [/^npx agenttrace-otlp forward --endpoint http:\/\/127\.0\.0\.1:4318/, { service: /forwarding \S+ as group/, stopped: /stopped; \d+ records read/ }],
   [/npx agenttrace-otlp export /, { elsewhere: 'an OTLP backend (Jaeger, Langfuse, Phoenix); proven by packages/otlp/test/export.test.ts with a decoder built from the OTLP protobuf definitions' }],
   [/--help\b/, { run: [0] }],
   [/^(npx )?agenttrace-dashboard\b/, { service: /started/, stopped: /stopped after applying/ }],

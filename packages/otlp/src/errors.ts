@@ -10,7 +10,8 @@ export type OtlpErrorCode =
   | 'UNAUTHORIZED' // a token is configured and the request did not carry it
   | 'TOKEN_REQUIRED' // asked to listen beyond loopback without a token
   | 'KAFKA_UNAVAILABLE' // Kafka did not acknowledge the batch; the client should retry
-  | 'EXPORT_FAILED'; // an OTLP backend refused or could not be reached by the exporter
+  | 'EXPORT_FAILED' // an OTLP backend refused or could not be reached by the exporter
+  | 'FORWARDER_STATE'; // the continuous exporter was started twice, or closed while starting
 
 /** Exit codes of agenttrace-otlp: the codes every agenttrace command shares (docs/cli.md). */
 export const EXIT = {

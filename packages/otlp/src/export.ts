@@ -125,8 +125,11 @@ export function eventsToSpans(events: readonly AgentEvent[]): ExportSpan[] {
     const latency = typeof p.latency_ms === 'number' && p.latency_ms >= 0 ? p.latency_ms : 0;
     const parentId = e.context.parent_event_id;
     const parent = typeof parentId === 'string' ? spanOf.get(parentId) : undefined;
+    // The receiver records the parent's span id: the event alone then names its parent span, so an
+    // export that holds only the child (a later batch of the continuous exporter) sends the same span.
+    const otelParent = typeof parentId === 'string' ? hexId((e.context.otel as Record<string, unknown> | undefined)?.parent_span_id, 8) : undefined;
     // A parent that is not in this export (another session, or cut by a time range) still has a derived id.
-    const parentSpanId = parent?.spanId ?? (typeof parentId === 'string' ? digest(`agenttrace-event:${parentId}`, 8) : undefined);
+    const parentSpanId = otelParent ?? parent?.spanId ?? (typeof parentId === 'string' ? digest(`agenttrace-event:${parentId}`, 8) : undefined);
     const err = e.status === 'error' ? p.error : undefined;
     return {
       traceId,
@@ -276,7 +279,7 @@ export function traceEndpoint(endpoint: string): string {
 }
 
 /** rejected_spans of an ExportTraceServiceResponse (0 when absent or unreadable). */
-function rejectedOf(body: Buffer): number {
+export function rejectedOf(body: Buffer): number {
   // field 1 (partial_success) → field 1 (rejected_spans, varint)
   if (body.length < 2 || body[0] !== 0x0a) return 0;
   const inner = body.subarray(2, 2 + body[1]!);

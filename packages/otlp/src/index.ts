@@ -6,8 +6,14 @@ export { mapSpan, spanEventId, spanError, indexed, SESSION_ATTRIBUTES } from './
 export type { MappedStep, Convention } from './mapping.js';
 export { decodeProtobuf, decodeJson, encodeExportResponse, encodeStatus } from './decode.js';
 export type { OtlpSpan, SpanEvent, AttrValue, Attributes } from './decode.js';
-export { RECEIVER_DEFAULTS, resolveReceiverOptions, isLoopback } from './options.js';
-export type { ReceiverOptions, ResolvedReceiverOptions, ModelPrice } from './options.js';
+export { RECEIVER_DEFAULTS, resolveReceiverOptions, isLoopback, FORWARDER_DEFAULTS, resolveForwarderOptions } from './options.js';
+export type { ReceiverOptions, ResolvedReceiverOptions, ModelPrice, ForwarderOptions, ResolvedForwarderOptions } from './options.js';
+export { OtlpForwarder, describeEndpoint } from './forwarder.js';
+export type { ForwarderStats } from './forwarder.js';
+export { classifyStatus, retryAfterMs, postWithRetry } from './otlp-post.js';
+export type { PostOptions, PostOutcome, StatusClass } from './otlp-post.js';
+export { DeadLetterWriter } from './dead-letter.js';
+export type { DeadRecord } from './dead-letter.js';
 export { OtlpError, EXIT, EXIT_CODES_HELP } from './errors.js';
 export type { OtlpErrorCode } from './errors.js';
 export { eventsToSpans, encodeTraceRequest, exportEvents, traceEndpoint } from './export.js';

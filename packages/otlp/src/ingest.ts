@@ -148,8 +148,12 @@ export class SpanIngester {
       if (step.subagentId !== undefined) this.#spanAgent.set(id, step.subagentId.slice(0, MAX_ID));
       else if (agentId !== this.#serviceAgent(span)) this.#spanAgent.set(id, agentId);
       const context = { ...step.context };
-      const parentId = span.parentSpanId === '' ? undefined : this.#parentId(span, byId, stepBySpan);
-      if (parentId !== undefined) context.parent_event_id = parentId;
+      const parentSpanId = span.parentSpanId === '' ? undefined : this.#parentSpanId(span, byId, stepBySpan);
+      if (parentSpanId !== undefined) {
+        context.parent_event_id = spanEventId(span.traceId, parentSpanId);
+        // The parent's span id, so an export of this event alone names the same parent span.
+        context.otel = { ...(context.otel as Record<string, unknown>), parent_span_id: parentSpanId };
+      }
       const payload = { ...step.payload };
       if (step.eventType === 'llm_call' && payload.cost_usd === undefined && typeof payload.model === 'string') {
         const price = Object.hasOwn(this.#opts.pricing, payload.model) ? this.#opts.pricing[payload.model] : undefined;
@@ -252,14 +256,14 @@ export class SpanIngester {
   }
 
   /**
-   * The nearest ancestor that is an event: dropped (non-GenAI) spans of this request are skipped;
+   * The span id of the nearest ancestor that is an event: dropped (non-GenAI) spans of this request are skipped;
    * undefined when none is. A parent not in this request is assumed to be (or become) an event.
    */
-  #parentId(span: OtlpSpan, byId: Map<string, OtlpSpan>, steps: Map<string, MappedStep>): string | undefined {
+  #parentSpanId(span: OtlpSpan, byId: Map<string, OtlpSpan>, steps: Map<string, MappedStep>): string | undefined {
     let parentSpanId = span.parentSpanId;
     for (let hops = 0; hops < 64; hops++) {
       const parent = byId.get(parentSpanId);
-      if (!parent || steps.has(parentSpanId)) return spanEventId(span.traceId, parentSpanId);
+      if (!parent || steps.has(parentSpanId)) return parentSpanId;
       if (parent.parentSpanId === '') return undefined;
       parentSpanId = parent.parentSpanId;
     }

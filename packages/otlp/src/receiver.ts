@@ -2,12 +2,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createGunzip, createInflate } from 'node:zlib';
+import { Server as GrpcServer, ServerCredentials, status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { errorMessage } from '@agenttrace/common';
 import { EventPublisher } from '@agenttrace/tracer';
 import { decodeJson, decodeProtobuf, encodeExportResponse, encodeStatus, type OtlpSpan } from './decode.js';
 import { OtlpError } from './errors.js';
 import { Redis } from 'ioredis';
-import { SpanIngester, type IngestStats } from './ingest.js';
+import { SpanIngester, type IngestResult, type IngestStats } from './ingest.js';
 import { MemoryLedger, RedisLedger, type SpanLedger } from './ledger.js';
 import { resolveReceiverOptions, type ReceiverOptions, type ResolvedReceiverOptions } from './options.js';
 
@@ -80,6 +81,35 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/**
+ * The OTLP/gRPC trace service as the official opentelemetry-proto defines it
+ * (`opentelemetry.proto.collector.trace.v1.TraceService/Export`). Messages pass as bytes: the
+ * request is decoded by the same decoder as OTLP/HTTP protobuf bodies (same limits, same errors),
+ * the answer is an ExportTraceServiceResponse. grpc-js does the HTTP/2 framing, compression,
+ * deadlines and status codes.
+ */
+const TRACE_SERVICE = {
+  Export: {
+    path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer) => b,
+  },
+} as const;
+
+/** The partial-success message of an ingest result ('' when nothing was rejected). */
+function rejectedMessage(result: IngestResult): string {
+  const rejected = result.rejected.length;
+  if (rejected === 0) return '';
+  return `${rejected} span(s) rejected: ${result.rejected
+    .slice(0, 5)
+    .map((r) => `span ${r.spanId}: ${r.reason}`)
+    .join('; ')}${rejected > 5 ? '; ...' : ''}`;
+}
+
 export interface ReceiverStats extends IngestStats {
   /** Requests answered with a 4xx (bad input, auth). */
   badRequests: number;
@@ -88,8 +118,9 @@ export interface ReceiverStats extends IngestStats {
 }
 
 /**
- * The OTLP/HTTP trace receiver: `POST /v1/traces` with protobuf or JSON bodies, optionally
- * gzip-compressed. A request is answered 200 only once Kafka acknowledged every event made from
+ * The OTLP trace receiver: OTLP/HTTP (`POST /v1/traces` with protobuf or JSON bodies, optionally
+ * gzip-compressed) and, with options.grpcPort, OTLP/gRPC (`TraceService/Export`), both with the
+ * same rules. A request is answered 200 only once Kafka acknowledged every event made from
  * it; spans it could not map are listed as OTLP partial success; when Kafka does not acknowledge,
  * the answer is 503 with Retry-After so the exporter retries, and acknowledged spans of the
  * failed attempt are not produced again on the retry.
@@ -101,6 +132,7 @@ export class OtlpReceiver {
   readonly #ledger: SpanLedger;
   readonly #server: Server;
   readonly #token: Buffer | undefined;
+  #grpc: GrpcServer | undefined;
   #badRequests = 0;
   #unavailable = 0;
   #closing: Promise<void> | undefined;
@@ -124,8 +156,8 @@ export class OtlpReceiver {
     this.#server.requestTimeout = 60_000;
   }
 
-  /** Starts listening; resolves with the bound address. */
-  async listen(): Promise<{ host: string; port: number; url: string }> {
+  /** Starts listening (OTLP/HTTP, and OTLP/gRPC when options.grpcPort is set); resolves with the bound addresses. */
+  async listen(): Promise<{ host: string; port: number; url: string; grpc?: { port: number; url: string } }> {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(this.options.port, this.options.host, () => {
@@ -135,7 +167,75 @@ export class OtlpReceiver {
     });
     const addr = this.#server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    return { host: addr.address, port: addr.port, url: `http://${host}:${addr.port}/v1/traces` };
+    const out: { host: string; port: number; url: string; grpc?: { port: number; url: string } } = { host: addr.address, port: addr.port, url: `http://${host}:${addr.port}/v1/traces` };
+    if (this.options.grpcPort !== undefined) {
+      try {
+        const port = await this.#listenGrpc(this.options.grpcPort);
+        out.grpc = { port, url: `http://${host}:${port}` };
+      } catch (err) {
+        // Either both listen or neither: the HTTP port is given back.
+        await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+        throw err;
+      }
+    }
+    return out;
+  }
+
+  async #listenGrpc(port: number): Promise<number> {
+    const server = new GrpcServer({
+      'grpc.max_receive_message_length': this.options.maxBodyBytes,
+      // Calls a client left hanging do not keep a stopping receiver waiting for ever.
+      'grpc.max_connection_age_grace_ms': 30_000,
+    });
+    const impl: UntypedServiceImplementation = {
+      Export: (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => this.#grpcExport(call, callback),
+    };
+    server.addService(TRACE_SERVICE, impl);
+    const h = this.options.host;
+    const address = `${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}:${port}`;
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => {
+        if (err) {
+          const e = new Error(`OTLP/gRPC could not listen on ${address}: ${err.message}`) as NodeJS.ErrnoException;
+          // grpc-js says "No address added out of total 1 resolved"; the cause is (almost always) a port in use.
+          e.code = /EADDRINUSE|address already in use|No address added/i.test(err.message) ? 'EADDRINUSE' : 'EACCES';
+          reject(e);
+        } else resolve(p);
+      }),
+    );
+    this.#grpc = server;
+    return bound;
+  }
+
+  #grpcExport(call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void {
+    const fail = (code: GrpcStatus, details: string) => callback({ code, details });
+    void (async () => {
+      if (this.#token) {
+        const got = Buffer.from(String(call.metadata.get('authorization')[0] ?? ''));
+        if (!(got.length === this.#token.length && timingSafeEqual(got, this.#token))) {
+          this.#badRequests++;
+          return fail(GrpcStatus.UNAUTHENTICATED, 'missing or wrong bearer token (metadata authorization: Bearer <token>)');
+        }
+      }
+      let spans: OtlpSpan[];
+      try {
+        spans = decodeProtobuf(call.request);
+      } catch (err) {
+        this.#badRequests++;
+        return fail(GrpcStatus.INVALID_ARGUMENT, errorMessage(err));
+      }
+      if (spans.length > this.options.maxSpansPerRequest) {
+        this.#badRequests++;
+        return fail(GrpcStatus.RESOURCE_EXHAUSTED, `${spans.length} spans in one request, over the limit of ${this.options.maxSpansPerRequest}`);
+      }
+      const result = await this.#ingester.ingest(spans);
+      if (result.retry !== undefined) {
+        // UNAVAILABLE is retryable in the OTLP/gRPC spec: the exporter keeps the spans and sends them again.
+        this.#unavailable++;
+        return fail(GrpcStatus.UNAVAILABLE, `${result.failed} span(s) not acknowledged by Kafka; retry: ${result.retry}`);
+      }
+      callback(null, encodeExportResponse(result.rejected.length, rejectedMessage(result)));
+    })().catch((err: unknown) => fail(GrpcStatus.INTERNAL, `internal error: ${errorMessage(err)}`));
   }
 
   stats(): ReceiverStats {
@@ -145,10 +245,26 @@ export class OtlpReceiver {
   /** Stops accepting requests, lets the ones in flight finish, and releases Kafka. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await new Promise<void>((resolve) => {
-        this.#server.close(() => resolve());
-        this.#server.closeIdleConnections();
-      });
+      const grpc = this.#grpc;
+      await Promise.all([
+        new Promise<void>((resolve) => {
+          this.#server.close(() => resolve());
+          this.#server.closeIdleConnections();
+        }),
+        grpc === undefined
+          ? undefined
+          : new Promise<void>((resolve) => {
+              // Calls in progress finish (their answer waits for Kafka); past 10 s they are cut.
+              const t = setTimeout(() => {
+                grpc.forceShutdown();
+                resolve();
+              }, 10_000);
+              grpc.tryShutdown(() => {
+                clearTimeout(t);
+                resolve();
+              });
+            }),
+      ]);
       await this.#publisher.close();
       await this.#ledger.close();
     })();
@@ -206,13 +322,7 @@ export class OtlpReceiver {
         return;
       }
       const rejected = result.rejected.length;
-      const message =
-        rejected === 0
-          ? ''
-          : `${rejected} span(s) rejected: ${result.rejected
-              .slice(0, 5)
-              .map((r) => `span ${r.spanId}: ${r.reason}`)
-              .join('; ')}${rejected > 5 ? '; ...' : ''}`;
+      const message = rejectedMessage(result);
       if (declared === 'protobuf') this.#send(res, 200, declared, encodeExportResponse(rejected, message));
       else this.#send(res, 200, declared, Buffer.from(JSON.stringify(rejected === 0 ? {} : { partialSuccess: { rejectedSpans: String(rejected), errorMessage: message } })));
     } catch (err) {

@@ -183,6 +183,9 @@ describe('OTLP receiver on the real stack', () => {
         expect(attr(s, 'gen_ai.conversation.id')).toBe('conv-proto');
       }
       for (const s of spans.slice(1)) expect(hex(s.parent_span_id)).toBe(hex(spans[0]!.span_id));
+      // The receiver recorded each child's parent span id, so an export of the child alone names the same parent.
+      for (const e of events.slice(1)) expect((e.context.otel as { parent_span_id?: string }).parent_span_id).toBe(hex(spans[0]!.span_id));
+      expect((events[0]!.context.otel as { parent_span_id?: string }).parent_span_id).toBeUndefined();
       const llm = spans[1]!;
       expect([attr(llm, 'gen_ai.operation.name'), attr(llm, 'gen_ai.request.model'), attr(llm, 'gen_ai.usage.input_tokens'), attr(llm, 'gen_ai.usage.output_tokens')]).toEqual(['chat', 'gpt-4o', '1000', '200']);
       expect(attr(llm, 'agenttrace.cost_usd')).toBeCloseTo(0.0045, 9);

@@ -1,8 +1,7 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, TopicPartition } from '@confluentinc/kafka-javascript';
 import { parseEvent, type AgentEvent } from '@agenttrace/contract';
-import { consumerConfig, createS3Client, describeKafka, errorMessage, kafkaError, restoreOffloads } from '@agenttrace/common';
-import { DeadLetterWriter, type DeadRecord } from './dead-letter.js';
+import { consumerConfig, createS3Client, describeKafka, errorMessage, kafkaError, restoreOffloads, AckingProducer, DeadLetterWriter, type DeadLetterSource } from '@agenttrace/common';
 import { OtlpError } from './errors.js';
 import { encodeTraceRequest, eventsToSpans, type ExportSpan } from './export.js';
 import { postWithRetry, type PostOptions } from './otlp-post.js';
@@ -61,6 +60,13 @@ interface Batch {
 
 class Abandoned extends Error {}
 
+/** A record the exporter cannot send, as it came from Kafka, and why. */
+interface DeadRecord {
+  source: DeadLetterSource;
+  reason: string;
+  detail: string;
+}
+
 type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
 /** The endpoint as it may be printed: no user info, no query (either can hold a credential). */
@@ -88,6 +94,7 @@ export class OtlpForwarder {
   readonly #resource: Record<string, string>;
   #consumer: KafkaConsumer | undefined;
   #dlq: DeadLetterWriter | undefined;
+  #dlqProducer: AckingProducer | undefined;
   #state: State = 'new';
   #loop: Promise<void> | undefined;
   #starting: Promise<void> | undefined;
@@ -159,8 +166,25 @@ export class OtlpForwarder {
     const o = this.options;
     try {
       if (o.dlqTopic !== false) {
-        this.#dlq = new DeadLetterWriter(o.kafka, o.dlqTopic, o.group);
-        await this.#dlq.connect(15_000);
+        // The same dead-letter writer as the other services: header hygiene, size step-down, give-up rule.
+        this.#dlqProducer = new AckingProducer(o.kafka, {
+          clientId: `${o.kafka.clientId ?? 'agenttrace-otlp-forward'}-dlq`,
+          label: 'dead-letter producer',
+          rdkafka: { 'linger.ms': 5, 'message.timeout.ms': 30_000 },
+        });
+        await this.#dlqProducer.connect(15_000);
+        const producer = this.#dlqProducer;
+        this.#dlq = new DeadLetterWriter({
+          topic: o.dlqTopic,
+          consumer: o.group,
+          send: (r) => producer.send(r),
+          backoff: { minMs: o.retryMinMs, maxMs: o.retryMaxMs },
+          // Retried until it is in (or the forwarder stops): committing past it would lose the record.
+          giveUpAfterMs: 0,
+          onRetry: (err, attempt) => {
+            if (attempt % 10 === 1) o.onLog('warn', `dead-lettering to ${o.dlqTopic} failed, retrying: ${errorMessage(err)}`);
+          },
+        });
       }
       await this.#connectConsumer();
       if ((this.#state as State) !== 'starting') throw new OtlpError('FORWARDER_STATE', 'closed while starting');
@@ -235,7 +259,7 @@ export class OtlpForwarder {
       });
       this.#consumer = undefined;
     }
-    await this.#dlq?.close(5_000).catch(() => undefined);
+    await this.#dlqProducer?.close(5_000).catch(() => undefined);
     this.#s3?.destroy();
     this.#state = 'closed';
   }
@@ -405,7 +429,7 @@ export class OtlpForwarder {
   }
 
   #deadRecord(m: Message, reason: string, detail: string): DeadRecord {
-    return { topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, reason, detail };
+    return { source: { topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, timestamp: m.timestamp, headers: m.headers }, reason, detail };
   }
 
   async #deliver(good: Item[], dead: DeadRecord[]): Promise<void> {
@@ -493,35 +517,24 @@ export class OtlpForwarder {
 
   async #deadLetter(d: DeadRecord): Promise<void> {
     const dlq = this.#dlq;
-    const where = `${d.topic}[${d.partition}]@${d.offset}`;
+    const where = `${d.source.topic}[${d.source.partition}]@${d.source.offset}`;
     if (!dlq) {
       this.#stats.dropped++;
       this.options.onLog('warn', `skipped record ${where} (${d.reason}): ${d.detail.slice(0, 200)}`);
       return;
     }
-    for (let attempt = 0; ; attempt++) {
-      if (attempt > 0 && (this.#abandon.signal.aborted || this.#draining.signal.aborted)) throw new Abandoned('abandoned');
-      try {
-        await dlq.write(d);
-        this.#stats.deadLettered++;
-        this.options.onLog('warn', `record ${where} (${d.reason}) written to ${dlq.topic}: ${d.detail.slice(0, 200)}`);
-        return;
-      } catch (err) {
-        if (attempt % 10 === 0) this.options.onLog('warn', `dead-lettering ${where} failed, retrying: ${errorMessage(err)}`);
-        const ms = Math.min(this.options.retryMaxMs, this.options.retryMinMs * 2 ** Math.min(attempt, 16));
-        await new Promise<void>((res) => {
-          const signal = AbortSignal.any([this.#abandon.signal, this.#draining.signal]);
-          const done = () => {
-            clearTimeout(t);
-            signal.removeEventListener('abort', done);
-            res();
-          };
-          const t = setTimeout(done, ms);
-          signal.addEventListener('abort', done, { once: true });
-        });
-      }
+    const out = await dlq.write(d.source, d.reason, d.detail, AbortSignal.any([this.#abandon.signal, this.#draining.signal]));
+    if (out.status === 'aborted') throw new Abandoned('abandoned');
+    if (out.status === 'given-up') {
+      // Refused even with an empty value: nothing smaller is left to write; the record is skipped, loudly.
+      this.#stats.dropped++;
+      this.options.onLog('error', `record ${where} (${d.reason}) could not be dead-lettered to ${dlq.topic} and is skipped: ${out.why}`);
+      return;
     }
+    this.#stats.deadLettered++;
+    this.options.onLog('warn', `record ${where} (${d.reason}) written to ${dlq.topic}${out.truncated ? ` (value cut to ${out.keptBytes} of ${out.originalBytes} bytes)` : ''}: ${d.detail.slice(0, 200)}`);
   }
+
 
   /** Commits the batches finished in order from the oldest, and frees a slot. */
   #settle(): void {

@@ -12,8 +12,6 @@ export { OtlpForwarder, describeEndpoint } from './forwarder.js';
 export type { ForwarderStats } from './forwarder.js';
 export { classifyStatus, retryAfterMs, postWithRetry } from './otlp-post.js';
 export type { PostOptions, PostOutcome, StatusClass } from './otlp-post.js';
-export { DeadLetterWriter } from './dead-letter.js';
-export type { DeadRecord } from './dead-letter.js';
 export { OtlpError, EXIT, EXIT_CODES_HELP } from './errors.js';
 export type { OtlpErrorCode } from './errors.js';
 export { eventsToSpans, encodeTraceRequest, exportEvents, traceEndpoint } from './export.js';

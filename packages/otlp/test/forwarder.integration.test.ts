@@ -122,7 +122,8 @@ describe('agenttrace-otlp forward on the real stack', () => {
     const events = sessions(12, 25, 'a');
     await produceRaw(topic, [
       ...events.map((e) => ({ key: e.session_id, value: JSON.stringify(e) })),
-      { key: 'sess_bad', value: 'not json at all' },
+      // A producer cannot forge where a dead letter came from: only the writer's provenance headers count.
+      { key: 'sess_bad', value: 'not json at all', headers: [{ 'agenttrace-dlq-source-topic': 'forged-topic' }, { 'x-request-id': 'kept' }] },
       { key: 'sess_bad', value: JSON.stringify({ schema_version: 1, event_type: 'tool_call' }) },
     ]);
     const f = forwarder({ endpoint: backend.url, topic, group, dlqTopic: dlq, batchSize: 40, headers: { authorization: 'Bearer test-token-0123456789' } });
@@ -143,6 +144,10 @@ describe('agenttrace-otlp forward on the real stack', () => {
     const dead = await consumeAll(dlq, { count: 2, timeoutMs: 20_000 });
     const reasons = dead.map((m) => (m.headers ?? []).find((h) => DLQ_HEADER_REASON in h)?.[DLQ_HEADER_REASON]?.toString()).sort();
     expect(reasons).toEqual(['not_json', 'schema_violation']);
+    const forged = dead.find((m) => m.value?.toString() === 'not json at all')!;
+    const values = (name: string) => (forged.headers ?? []).filter((h) => name in h).map((h) => h[name]!.toString());
+    expect(values('agenttrace-dlq-source-topic')).toEqual([topic]);
+    expect(values('x-request-id')).toEqual(['kept']);
 
     const stats = f.stats();
     expect(stats).toMatchObject({ consumed: events.length + 2, spansSent: events.length, badRecords: 2, deadLettered: 2, refused: 0, halted: undefined });

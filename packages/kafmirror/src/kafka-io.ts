@@ -1,3 +1,4 @@
+import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, NewTopic, Producer, TopicPartitionOffset } from '@confluentinc/kafka-javascript';
 import {
   KafkaAdmin,
@@ -83,3 +84,17 @@ export function incrementalAssign(consumer: KafkaConsumer, parts: TopicPartition
 
 export const promisify0 = (fn: (cb: (err: LibrdKafkaError | null | undefined) => void) => void): Promise<void> =>
   new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+
+/**
+ * A consumer for reading single records at chosen offsets (assign only: it never joins its group
+ * or commits). `groupName` only labels it on the broker.
+ */
+export async function openRecordReader(cluster: Cluster, clientSuffix: string, groupName: string, what: string, consumeTimeoutMs: number): Promise<KafkaConsumer> {
+  const reader = new Kafka.KafkaConsumer(
+    { ...clientConfig(cluster, clientSuffix), 'group.id': groupName, 'enable.auto.commit': false, 'isolation.level': 'read_committed' },
+    { 'auto.offset.reset': 'earliest' },
+  );
+  await connectClient(reader, cluster, what);
+  reader.setDefaultConsumeTimeout(consumeTimeoutMs);
+  return reader;
+}

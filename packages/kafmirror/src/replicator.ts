@@ -1,49 +1,17 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { DeliveryReport, KafkaConsumer, LibrdKafkaError, Message, Producer } from '@confluentinc/kafka-javascript';
-import { KAFKA_CODES, describeKafka, errorMessage, produceWhenRoom, setTimeoutOnlyForFirstMessage, unreachableBrokers } from '@agenttrace/common';
+import { KAFKA_CODES, describeKafka, errorMessage, produceWhenRoom, setTimeoutOnlyForFirstMessage, sleep, unreachableBrokers } from '@agenttrace/common';
+import { Checkpointer } from './checkpointer.js';
 import { KafmirrorError } from './errors.js';
 import { ClusterAdmin, clientConfig, clusterError, connectClient, consumeBatch, describeCluster, disconnect, incrementalAssign, promisify0, type Cluster } from './kafka-io.js';
-import { LagAlarm, describeUrl, postWebhook, timeLagMs, type LagSnapshot, type PartitionLag } from './lag.js';
+import type { LagSnapshot } from './lag.js';
+import { LagSampler } from './lag-sampler.js';
 import { MirrorMetrics } from './metrics.js';
-import { OffsetMap } from './offset-map.js';
 import { resolveReplicatorOptions, type ReplicatorOptions, type ResolvedReplicatorOptions } from './options.js';
-import { cameFrom, isMirrorable, readProvenance, targetTopicName, withProvenance } from './provenance.js';
-import {
-  checkpointKey,
-  encodeCheckpoint,
-  encodeOffset,
-  ensureStateTopic,
-  latestOffsets,
-  offsetKey,
-  readStateTopic,
-  type StoredOffset,
-} from './state-topics.js';
-import { describeTopicConfigs } from './topic-configs.js';
-
-/** Mirroring state of one source partition. */
-interface PartState {
-  topic: string;
-  partition: number;
-  targetTopic: string;
-  /** Next source offset to mirror; everything before it is committed on the target. */
-  next: number;
-  /** Source timestamp of the last record committed on the target. */
-  lastTs: number | undefined;
-  /** When the partition was last seen with nothing left to mirror. */
-  caughtUpAt: number | undefined;
-  /** Timestamp of the first record waiting at `headOffset`, read when no other bound is known. */
-  headTs: number | undefined;
-  headOffset: number;
-  /** End of the partition on the source (last stable offset), sampled periodically. */
-  end: number | undefined;
-  map: OffsetMap;
-  /** Last checkpoint written per group, to write only changes. */
-  checkpointed: Map<string, number>;
-  /** The source log `next` counts in (its topic id), stored with every offset. */
-  sourceTopicId: string;
-  /** The last translation read from the target copy (see #lookUpOnTarget), reused while the group stays put. */
-  looked?: { committed: number; targetOffset: number };
-}
+import { PartitionTable, type MirroredPartition } from './partitions.js';
+import { cameFrom, withProvenance } from './provenance.js';
+import { encodeOffset, ensureStateTopic, latestOffsets, offsetKey, readStateTopic, type StoredOffset } from './state-topics.js';
+import { TopicProvisioner } from './topic-provisioner.js';
 
 export interface ReplicatorStats {
   records: number;
@@ -55,10 +23,7 @@ export interface ReplicatorStats {
   topics: string[];
 }
 
-const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-type Opaque = { st: PartState; src: number; ts: number | undefined; bytes: number };
+type Opaque = { st: MirroredPartition; src: number; ts: number | undefined; bytes: number };
 
 /**
  * Mirrors topics from a source to a target cluster exactly once. Each batch read from the source
@@ -66,6 +31,10 @@ type Opaque = { st: PartState; src: number; ts: number | undefined; bytes: numbe
  * partition it touched (in the offsets topic on the target). A crash anywhere leaves either the
  * whole batch and its offsets committed, or neither; at start-up the fenced predecessor's open
  * transaction is aborted and the source is read again from the stored offsets.
+ *
+ * This class holds the domain loop (consume, transactional produce, commit; start, close and
+ * failure handling). Finding and preparing topics is the TopicProvisioner's job, lag the
+ * LagSampler's and consumer-group offset translation the Checkpointer's.
  */
 export class Replicator {
   readonly options: ResolvedReplicatorOptions;
@@ -76,27 +45,18 @@ export class Replicator {
   #targetAdmin: ClusterAdmin | undefined;
   #consumer: KafkaConsumer | undefined;
   #producer: Producer | undefined;
-  #checkpointProducer: Producer | undefined;
-  readonly #parts = new Map<string, PartState>();
-  readonly #topics = new Map<string, number>();
-  #stored = new Map<string, StoredOffset>();
-  readonly #alarm: LagAlarm | undefined;
+  readonly #parts = new PartitionTable();
+  #provisioner: TopicProvisioner | undefined;
+  #lagSampler: LagSampler | undefined;
+  #checkpointer: Checkpointer | undefined;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'closed' = 'new';
   #loop: Promise<void> | undefined;
   #failure: Error | undefined;
   #timers: NodeJS.Timeout[] = [];
-  #nextRefresh = 0;
   #reassignNeeded = false;
   #abortPending = false;
-  #endsFailures = 0;
-  #peeker: KafkaConsumer | undefined;
-  /** Reads the target copy to translate offsets the in-memory map does not cover. */
-  #targetReader: KafkaConsumer | undefined;
   #reportsWaiting = 0;
   #onReportsDone: (() => void) | undefined;
-  #lastSnapshot: LagSnapshot | undefined;
-  #checkpointBusy = false;
-  #endsBusy = false;
   #metricsPort: number | undefined;
   readonly #stats: ReplicatorStats = { records: 0, bytes: 0, skipped: 0, transactions: 0, aborted: 0, partitions: 0, topics: [] };
   #failureListeners: Array<(err: Error) => void> = [];
@@ -108,7 +68,6 @@ export class Replicator {
     const o = this.options;
     this.#source = { role: 'source', alias: o.sourceAlias, conn: { clientId: 'kafmirror', ...o.source } };
     this.#target = { role: 'target', alias: o.targetAlias, conn: { clientId: 'kafmirror', ...o.target } };
-    if (o.lagThresholdMs !== undefined) this.#alarm = new LagAlarm(o.lagThresholdMs);
     this.#debug = options.debug ?? false;
     this.#needsReports = this.options.groups.length > 0;
   }
@@ -123,7 +82,7 @@ export class Replicator {
   }
 
   get stats(): ReplicatorStats {
-    return { ...this.#stats, partitions: this.#parts.size, topics: [...this.#topics.keys()] };
+    return { ...this.#stats, partitions: this.#parts.size, topics: this.#parts.topics() };
   }
 
   /** Called once if mirroring stops on an error it cannot recover from. */
@@ -147,18 +106,19 @@ export class Replicator {
         const problem = await unreachableBrokers(c.conn);
         if (problem !== undefined) throw new KafmirrorError(c.role === 'source' ? 'SOURCE_UNAVAILABLE' : 'TARGET_UNAVAILABLE', `${c.role} cluster "${c.alias}": cannot connect to ${describeKafka(c.conn)}: ${problem}. Is the broker running and reachable from here?`, { retryable: true });
       }
-      this.#sourceAdmin = new ClusterAdmin(this.#source);
-      this.#targetAdmin = new ClusterAdmin(this.#target);
+      const sourceAdmin = (this.#sourceAdmin = new ClusterAdmin(this.#source));
+      const targetAdmin = (this.#targetAdmin = new ClusterAdmin(this.#target));
+      this.#lagSampler = new LagSampler({ options: o, source: this.#source, sourceAdmin, partitions: this.#parts, metrics: this.metrics });
       // Check both clusters up front so the error names the one that is down.
-      const [sourceTopics] = await Promise.all([this.#sourceAdmin.listTopics(), this.#targetAdmin.listTopics()]);
+      const [sourceTopics] = await Promise.all([sourceAdmin.listTopics(), targetAdmin.listTopics()]);
       if (o.topics) {
         const missing = o.topics.filter((t) => !sourceTopics.includes(t));
         if (missing.length > 0) {
           throw new KafmirrorError('TOPIC_NOT_FOUND', `${describeCluster(this.#source)} has no topic ${missing.map((t) => `"${t}"`).join(', ')}. Check --topics (or use --topics-regex to mirror topics as they appear).`);
         }
       }
-      await ensureStateTopic(this.#targetAdmin, o.offsetsTopic, o.replicationFactor);
-      if (o.groups.length > 0) await ensureStateTopic(this.#targetAdmin, o.checkpointsTopic, o.replicationFactor);
+      await ensureStateTopic(targetAdmin, o.offsetsTopic, o.replicationFactor);
+      if (o.groups.length > 0) await ensureStateTopic(targetAdmin, o.checkpointsTopic, o.replicationFactor);
 
       const producer = new Kafka.Producer({
         ...clientConfig(this.#target, 'producer'),
@@ -183,14 +143,14 @@ export class Replicator {
       await promisify0((cb) => producer.initTransactions(30_000, cb)).catch((err: unknown) => {
         throw clusterError(this.#target, 'initialising transactions', err);
       });
-      this.#stored = latestOffsets(await readStateTopic(this.#target, o.offsetsTopic));
-      log('debug', 'stored offsets read', { partitions: this.#stored.size });
+      const stored = latestOffsets(await readStateTopic(this.#target, o.offsetsTopic));
+      log('debug', 'stored offsets read', { partitions: stored.size });
+      this.#provisioner = new TopicProvisioner({ options: o, source: this.#source, target: this.#target, sourceAdmin, targetAdmin, producer, stored, partitions: this.#parts });
 
       if (o.groups.length > 0) {
-        const cp = new Kafka.Producer({ ...clientConfig(this.#target, 'checkpoints'), 'enable.idempotence': true, 'linger.ms': 20, dr_cb: false });
-        await connectClient(cp, this.#target, 'connecting the checkpoint producer');
-        cp.setPollInterval(100);
-        this.#checkpointProducer = cp;
+        const checkpointer = new Checkpointer({ options: o, target: this.#target, sourceAdmin, partitions: this.#parts, metrics: this.metrics, isRunning: () => this.#state === 'running' });
+        this.#checkpointer = checkpointer;
+        await checkpointer.connect();
       }
 
       const consumer = new Kafka.KafkaConsumer(
@@ -213,7 +173,7 @@ export class Replicator {
 
       await this.#refresh(true);
       if (o.metricsPort !== undefined) this.#metricsPort = await this.metrics.listen(o.metricsPort, o.metricsHost);
-      await this.#sampleEnds();
+      await this.#lagSampler.sampleEnds();
     } catch (err) {
       await this.#closeClients();
       this.#state = 'closed';
@@ -225,143 +185,18 @@ export class Replicator {
       naming: o.naming,
       transactionalId: this.transactionalId,
     });
-    this.#timers.push(setInterval(() => this.#sampleLag(), o.lagIntervalMs));
-    this.#timers.push(setInterval(() => void this.#sampleEnds(), o.lagIntervalMs));
-    if (o.groups.length > 0) this.#timers.push(setInterval(() => void this.#checkpoint(), o.checkpointIntervalMs));
+    const lag = this.#lagSampler;
+    this.#timers.push(setInterval(() => lag.sampleLag(), o.lagIntervalMs));
+    this.#timers.push(setInterval(() => void lag.sampleEnds(), o.lagIntervalMs));
+    const checkpointer = this.#checkpointer;
+    if (checkpointer) this.#timers.push(setInterval(() => void checkpointer.checkpoint(), o.checkpointIntervalMs));
     this.#loop = this.#run();
   }
 
-  /** Topics to mirror as they exist on the source now. */
-  async #wantedTopics(): Promise<string[]> {
-    const o = this.options;
-    if (o.topics) return o.topics;
-    const all = await this.#sourceAdmin!.listTopics();
-    return all.filter((t) => isMirrorable(t, o.targetAlias) && o.topicPattern!.test(t)).sort();
-  }
-
-  /** Finds new topics and partitions, prepares their target topics and starts reading them. */
+  /** Takes on the topics and partitions the provisioner finds, and starts reading them. */
   async #refresh(initial: boolean): Promise<void> {
-    const o = this.options;
-    this.#nextRefresh = Date.now() + o.refreshIntervalMs;
-    const wanted = await this.#wantedTopics();
-    const infos = await this.#sourceAdmin!.describeTopics(wanted);
-    const added: Array<{ topic: string; partition: number; offset: number }> = [];
-    for (const { name, partitions, topicId } of infos) {
-      const known = this.#topics.get(name) ?? 0;
-      if (partitions <= known) continue;
-      await this.#checkStoredPositions(name, known, partitions, topicId);
-      const targetTopic = targetTopicName(name, o.naming, o.sourceAlias);
-      if (o.createTopics) await this.#prepareTargetTopic(name, targetTopic, partitions);
-      await this.#awaitProducerMetadata(targetTopic, partitions);
-      const fresh = Array.from({ length: partitions - known }, (_, i) => known + i).filter((p) => !this.#stored.has(offsetKey(name, p)));
-      // A partition or topic that appears while running is read from its beginning: all of it is new.
-      const fromLatest = initial && known === 0 && o.startFrom === 'latest';
-      const starts = fresh.length > 0 ? await this.#sourceAdmin!.startOffsets(name, fresh, fromLatest ? 'latest' : 'earliest') : new Map<number, number>();
-      for (let p = known; p < partitions; p++) {
-        const stored = this.#stored.get(offsetKey(name, p));
-        const offset = stored?.next ?? starts.get(p) ?? 0;
-        const st: PartState = {
-          topic: name,
-          partition: p,
-          targetTopic,
-          next: offset,
-          lastTs: stored?.lastTimestamp,
-          caughtUpAt: undefined,
-          headTs: undefined,
-          headOffset: -1,
-          end: undefined,
-          map: new OffsetMap(offset),
-          checkpointed: new Map(),
-          sourceTopicId: topicId,
-        };
-        this.#parts.set(key(name, p), st);
-        added.push({ topic: name, partition: p, offset });
-      }
-      if (known > 0 || !initial) o.log('info', `${known > 0 ? 'new partitions' : 'new topic'} to mirror`, { topic: name, partitions, target: targetTopic });
-      this.#topics.set(name, partitions);
-    }
+    const added = await this.#provisioner!.refresh(initial);
     if (added.length > 0) incrementalAssign(this.#consumer!, added);
-  }
-
-  /**
-   * The stored offsets of a topic's partitions must count in the source log being read: the same
-   * topic id (unique per cluster and per creation, so it also tells clusters apart; the cluster
-   * id would need a second client loaded at every start, seconds on a busy machine). Offsets of
-   * another log (the alias pointed at another cluster, the topic recreated) would skip or repeat
-   * records silently, so kafmirror refuses them (POSITIONS_MISMATCH, exit 9). Offsets stored
-   * before ids were (no id) are adopted, and stamped with the next write, unless one lies past the
-   * end of its partition, which proves them foreign.
-   */
-  async #checkStoredPositions(topic: string, from: number, to: number, topicId: string): Promise<void> {
-    const o = this.options;
-    const here = `on source cluster "${this.#source.alias}" (${describeKafka(this.#source.conn)}) the topic has id ${topicId}`;
-    const refuse = (why: string) =>
-      new KafmirrorError(
-        'POSITIONS_MISMATCH',
-        `the offsets stored for topic "${topic}" in ${o.offsetsTopic} on ${describeCluster(this.#target)} ${why}, but ${here}: refusing to mirror from them. To mirror this source from its start, use a new --source-alias (it gets its own offsets topic), or delete ${o.offsetsTopic} on the target`,
-      );
-    const legacy: Array<[number, number]> = [];
-    for (let p = from; p < to; p++) {
-      const s = this.#stored.get(offsetKey(topic, p));
-      if (!s) continue;
-      if (s.sourceTopicId === undefined) legacy.push([p, s.next]);
-      else if (s.sourceTopicId !== topicId) throw refuse(`belong to topic id ${s.sourceTopicId} (another cluster, or the topic before it was recreated)`);
-    }
-    if (legacy.length === 0) return;
-    const ends = await this.#sourceAdmin!.startOffsets(topic, legacy.map(([p]) => p), 'latest');
-    for (const [p, next] of legacy) {
-      const end = ends.get(p);
-      if (end !== undefined && next > end) throw refuse(`carry no topic id and partition ${p} is stored at ${next}, past its end (${end})`);
-    }
-    o.log('warn', 'offsets stored without a topic id (by an earlier version) adopted for this source; the next write stamps them', { topic, partitions: legacy.length, topicId });
-  }
-
-  /**
-   * Waits until the producer's metadata shows the target partitions: librdkafka refuses a record
-   * for a partition it does not know yet ("unknown partition") instead of refreshing by itself.
-   */
-  async #awaitProducerMetadata(topic: string, partitions: number): Promise<void> {
-    const producer = this.#producer!;
-    const deadline = Date.now() + 15_000;
-    let seen = 0;
-    while (Date.now() < deadline) {
-      seen = await new Promise<number>((resolve) =>
-        producer.getMetadata({ topic, timeout: 5_000 }, (err, md) => resolve(err ? 0 : (md.topics.find((t) => t.name === topic)?.partitions.length ?? 0))),
-      );
-      if (seen >= partitions) return;
-      await sleep(200);
-    }
-    throw new KafmirrorError('TOPIC_SETUP_FAILED', `topic "${topic}" on ${describeCluster(this.#target)} has ${seen} partitions, ${partitions} are needed to keep partition numbers${this.options.createTopics ? '' : ' (--no-create-topics is set: create or grow it by hand)'}`, { retryable: true });
-  }
-
-  /** Creates the target topic with the source's partition count and settings, or grows it. */
-  async #prepareTargetTopic(sourceTopic: string, targetTopic: string, partitions: number): Promise<void> {
-    const o = this.options;
-    const admin = this.#targetAdmin!;
-    const [existing] = await admin.describeTopics([targetTopic]);
-    if (!existing) {
-      let config: Record<string, string> = {};
-      try {
-        config = (await describeTopicConfigs(this.#source.conn, sourceTopic)).configs;
-      } catch (err) {
-        o.log('warn', 'could not read the source topic settings; creating the copy with the target defaults', { topic: sourceTopic, error: errorMessage(err) });
-      }
-      try {
-        const created = await admin.createTopic({ topic: targetTopic, num_partitions: partitions, replication_factor: o.replicationFactor, config });
-        if (created) o.log('info', 'created target topic', { topic: targetTopic, partitions, config });
-      } catch (err) {
-        throw new KafmirrorError('TOPIC_SETUP_FAILED', `could not create topic "${targetTopic}" on ${describeCluster(this.#target)}: ${errorMessage(err)}`, { cause: err });
-      }
-      return;
-    }
-    if (existing.partitions < partitions) {
-      try {
-        await admin.createPartitions(targetTopic, partitions);
-        o.log('info', 'added partitions to target topic', { topic: targetTopic, from: existing.partitions, to: partitions });
-      } catch (err) {
-        throw new KafmirrorError('TOPIC_SETUP_FAILED', `could not grow topic "${targetTopic}" on ${describeCluster(this.#target)} to ${partitions} partitions: ${errorMessage(err)}`, { cause: err });
-      }
-    }
   }
 
   async #run(): Promise<void> {
@@ -374,7 +209,7 @@ export class Replicator {
           await promisify0((cb) => producer.abortTransaction(30_000, cb));
           this.#abortPending = false;
         }
-        if (Date.now() >= this.#nextRefresh) await this.#refresh(false);
+        if (this.#provisioner!.refreshDue) await this.#refresh(false);
         if (this.#reassignNeeded) this.#rewind();
         const batch = await consumeBatch(this.#consumer!, o.maxBatchRecords);
         if (batch.length > 0) await this.#transaction(batch);
@@ -411,9 +246,9 @@ export class Replicator {
   }
 
   /** Records not committed yet: from before the committed position they can arrive once after a rewind. */
-  #fresh(batch: Message[], touched: Map<PartState, Message>): Message[] {
+  #fresh(batch: Message[], touched: Map<MirroredPartition, Message>): Message[] {
     return batch.filter((m) => {
-      const st = this.#parts.get(key(m.topic, m.partition));
+      const st = this.#parts.get(m.topic, m.partition);
       return st !== undefined && m.offset >= st.next && m.offset > (touched.get(st)?.offset ?? -1);
     });
   }
@@ -425,7 +260,7 @@ export class Replicator {
   async #transaction(batch: Message[]): Promise<void> {
     const o = this.options;
     const producer = this.#producer!;
-    const touched = new Map<PartState, Message>();
+    const touched = new Map<MirroredPartition, Message>();
     let fresh = this.#fresh(batch, touched);
     if (fresh.length === 0) return;
     const t0 = performance.now();
@@ -438,7 +273,7 @@ export class Replicator {
     try {
       for (;;) {
         for (const m of fresh) {
-          const st = this.#parts.get(key(m.topic, m.partition))!;
+          const st = this.#parts.get(m.topic, m.partition)!;
           touched.set(st, m);
           if (cameFrom(m.headers, o.targetAlias)) {
             this.#stats.skipped++;
@@ -557,212 +392,14 @@ export class Replicator {
     }
   }
 
-  /** Samples the end of every mirrored source partition (off the mirroring loop). */
-  async #sampleEnds(): Promise<void> {
-    if (this.#endsBusy || !this.#sourceAdmin) return;
-    this.#endsBusy = true;
-    try {
-      const byTopic = new Map<string, number[]>();
-      for (const st of this.#parts.values()) {
-        const l = byTopic.get(st.topic) ?? [];
-        l.push(st.partition);
-        byTopic.set(st.topic, l);
-      }
-      for (const [topic, partitions] of byTopic) {
-        const ends = await this.#sourceAdmin.endOffsets(topic, partitions, true, 5_000);
-        for (const [p, end] of ends) {
-          const st = this.#parts.get(key(topic, p));
-          if (st) st.end = end;
-        }
-      }
-      await this.#peekHeads();
-      if (this.#endsFailures >= 5) this.options.log('info', `${describeCluster(this.#source)} answers again; lag figures are current`);
-      this.#endsFailures = 0;
-    } catch (err) {
-      // Lag figures go stale while the source is unreachable: say so once, not every second.
-      if (++this.#endsFailures === 5) this.options.log('warn', `cannot read the end offsets of ${describeCluster(this.#source)}; lag figures are stale until it answers`, { error: errorMessage(err) });
-    } finally {
-      this.#endsBusy = false;
-    }
-  }
-
-  /** A consumer for reading single records at chosen offsets (assign only: it never joins its group or commits). */
-  async #openReader(cluster: Cluster, clientSuffix: string, groupSuffix: string, what: string, consumeTimeoutMs: number): Promise<KafkaConsumer> {
-    const reader = new Kafka.KafkaConsumer(
-      { ...clientConfig(cluster, clientSuffix), 'group.id': `kafmirror.${this.options.sourceAlias}.${groupSuffix}`, 'enable.auto.commit': false, 'isolation.level': 'read_committed' },
-      { 'auto.offset.reset': 'earliest' },
-    );
-    await connectClient(reader, cluster, what);
-    reader.setDefaultConsumeTimeout(consumeTimeoutMs);
-    return reader;
-  }
-
-  /**
-   * For partitions with records waiting and nothing known about their age (never mirrored in this
-   * or an earlier run), reads the timestamp of the first waiting record once, so the time lag of a
-   * backlog is real from the first sample instead of 0.
-   */
-  async #peekHeads(): Promise<void> {
-    const unknown = [...this.#parts.values()].filter(
-      (st) => st.end !== undefined && st.end > st.next && st.lastTs === undefined && st.caughtUpAt === undefined && st.headOffset !== st.next,
-    );
-    if (unknown.length === 0) return;
-    this.#peeker ??= await this.#openReader(this.#source, 'lag-peek', 'peek', 'connecting the lag reader', 500);
-    const peeker = this.#peeker;
-    for (const st of unknown.slice(0, 20)) {
-      const at = st.next;
-      peeker.assign([{ topic: st.topic, partition: st.partition, offset: at }]);
-      try {
-        const [m] = await consumeBatch(peeker, 1);
-        if (m?.timestamp !== undefined) {
-          st.headTs = m.timestamp;
-          st.headOffset = at;
-        }
-      } finally {
-        peeker.unassign();
-      }
-    }
-  }
-
-  #sampleLag(): void {
-    const now = Date.now();
-    const partitions: PartitionLag[] = [];
-    let total = 0;
-    let maxMs = 0;
-    for (const st of this.#parts.values()) {
-      const records = st.end === undefined ? 0 : Math.max(0, st.end - st.next);
-      if (records === 0) st.caughtUpAt = now;
-      const ms = timeLagMs(records, now, st.lastTs, st.caughtUpAt, st.headOffset === st.next ? st.headTs : undefined);
-      partitions.push({ topic: st.topic, partition: st.partition, records, ms });
-      total += records;
-      maxMs = Math.max(maxMs, ms);
-      this.metrics.lagRecords.set({ topic: st.topic, partition: String(st.partition) }, records);
-      this.metrics.lagSeconds.set({ topic: st.topic, partition: String(st.partition) }, ms / 1000);
-    }
-    const transition = this.#alarm?.update(maxMs);
-    this.#lastSnapshot = { time: now, partitions, totalRecords: total, maxMs, alerting: this.#alarm?.alerting ?? false };
-    this.metrics.lagAlert.set(this.#alarm?.alerting ? 1 : 0);
-    if (transition) this.#announce(transition, this.#lastSnapshot);
-  }
-
-  #announce(transition: 'alert' | 'recovered', snap: LagSnapshot): void {
-    const o = this.options;
-    const worst = [...snap.partitions].sort((a, b) => b.ms - a.ms).slice(0, 5);
-    const fields = { lagMs: snap.maxMs, thresholdMs: o.lagThresholdMs, lagRecords: snap.totalRecords };
-    if (transition === 'alert') o.log('warn', `replication lag ${(snap.maxMs / 1000).toFixed(1)}s is above the threshold of ${(o.lagThresholdMs! / 1000).toFixed(1)}s`, fields);
-    else o.log('info', `replication lag recovered: ${(snap.maxMs / 1000).toFixed(1)}s is within the threshold of ${(o.lagThresholdMs! / 1000).toFixed(1)}s`, fields);
-    if (!o.webhookUrl) return;
-    const body = {
-      event: transition === 'alert' ? 'kafmirror.lag_alert' : 'kafmirror.lag_recovered',
-      source: o.sourceAlias,
-      target: o.targetAlias,
-      time: new Date(snap.time).toISOString(),
-      lagMs: snap.maxMs,
-      lagRecords: snap.totalRecords,
-      thresholdMs: o.lagThresholdMs,
-      worst,
-    };
-    void postWebhook(o.webhookUrl, body).then((problem) => {
-      if (problem) o.log('warn', 'lag webhook failed', { url: describeUrl(o.webhookUrl!), error: problem });
-    });
-  }
-
   /** The latest lag sample (undefined before the first one). */
   lag(): LagSnapshot | undefined {
-    return this.#lastSnapshot;
-  }
-
-  /** Translates the named groups' source offsets to target offsets and stores the changed ones. */
-  async #checkpoint(): Promise<void> {
-    const o = this.options;
-    const cp = this.#checkpointProducer;
-    if (this.#checkpointBusy || !cp || this.#state !== 'running') return;
-    this.#checkpointBusy = true;
-    try {
-      for (const group of o.groups) {
-        const offsets = await this.#sourceAdmin!.groupOffsets(group);
-        let written = 0;
-        for (const [topic, parts] of offsets) {
-          for (const [partition, committed] of parts) {
-            const st = this.#parts.get(key(topic, partition));
-            if (!st) continue;
-            // Offsets this run has not mirrored itself (before a restart, or trimmed from the map)
-            // are looked up in the target copy's provenance headers.
-            const targetOffset = st.map.translate(committed) ?? (await this.#lookUpOnTarget(st, committed));
-            // Unknown translations keep the previous checkpoint: it is older, so a failover
-            // may re-deliver but never skips.
-            if (targetOffset === undefined || st.checkpointed.get(group) === targetOffset) continue;
-            const value = encodeCheckpoint({ group, sourceTopic: topic, targetTopic: st.targetTopic, partition, sourceOffset: committed, targetOffset, time: Date.now() });
-            cp.produce(o.checkpointsTopic, null, value, checkpointKey(group, st.targetTopic, partition), Date.now());
-            st.checkpointed.set(group, targetOffset);
-            written++;
-          }
-        }
-        if (written > 0) {
-          await new Promise<void>((resolve, reject) => cp.flush(10_000, (err) => (err ? reject(err) : resolve())));
-          this.metrics.checkpoints.inc({ group }, written);
-          o.log('debug', 'checkpoints written', { group, partitions: written });
-        }
-      }
-    } catch (err) {
-      o.log('warn', 'could not write checkpoints; retrying at the next interval', { error: errorMessage(err) });
-    } finally {
-      this.#checkpointBusy = false;
-    }
-  }
-
-  /**
-   * Where a consumer that committed source offset `committed` resumes on the target, for offsets
-   * the in-memory map does not cover: a binary search over the target partition, reading the
-   * source offset each copy carries in its provenance headers (both sides are in the same order).
-   * The search only moves past records seen to come before `committed`, so a fetch that times out
-   * can make the answer early (re-delivery), never late (a skipped record). Undefined when the
-   * copy cannot tell: a record without this source's provenance, or the target unreachable.
-   */
-  async #lookUpOnTarget(st: PartState, committed: number): Promise<number | undefined> {
-    if (st.looked?.committed === committed) return st.looked.targetOffset;
-    try {
-      this.#targetReader ??= await this.#openReader(this.#target, 'checkpoint-lookup', 'lookup', 'connecting the checkpoint reader', 2000);
-      const reader = this.#targetReader;
-      const { lowOffset, highOffset } = await new Promise<{ lowOffset: number; highOffset: number }>((resolve, reject) =>
-        reader.queryWatermarkOffsets(st.targetTopic, st.partition, 5000, (err, w) => (err ? reject(err) : resolve(w))),
-      );
-      let lo = lowOffset;
-      let hi = highOffset;
-      while (lo < hi) {
-        const mid = Math.floor((lo + hi) / 2);
-        reader.assign([{ topic: st.targetTopic, partition: st.partition, offset: mid }]);
-        let m: Message | undefined;
-        try {
-          [m] = await consumeBatch(reader, 1);
-        } finally {
-          reader.unassign();
-        }
-        if (m === undefined) {
-          hi = mid; // nothing committed at or after mid (or no answer in time: then the result is early, not late)
-          continue;
-        }
-        const from = readProvenance(m.headers);
-        if (!from || from.cluster !== this.options.sourceAlias || from.topic !== st.topic || from.partition !== st.partition) return undefined;
-        if (from.offset >= committed) hi = mid;
-        else lo = m.offset + 1;
-      }
-      st.looked = { committed, targetOffset: lo };
-      return lo;
-    } catch (err) {
-      this.options.log('warn', 'could not read the target copy to translate a group offset; keeping the previous checkpoint', {
-        topic: st.targetTopic,
-        partition: st.partition,
-        error: errorMessage(err),
-      });
-      return undefined;
-    }
+    return this.#lagSampler?.lag();
   }
 
   /** Writes checkpoints now (also done every checkpoint interval). */
   async checkpointNow(): Promise<void> {
-    while (this.#checkpointBusy) await sleep(20);
-    await this.#checkpoint();
+    await this.#checkpointer?.checkpointNow();
   }
 
   #fail(err: Error): void {
@@ -786,13 +423,10 @@ export class Replicator {
   }
 
   async #closeClients(): Promise<void> {
-    const clients = [this.#consumer, this.#peeker, this.#targetReader, this.#checkpointProducer, this.#producer].filter((c): c is KafkaConsumer | Producer => c !== undefined);
+    const clients = [this.#consumer, this.#producer].filter((c): c is KafkaConsumer | Producer => c !== undefined);
     this.#consumer = undefined;
-    this.#peeker = undefined;
-    this.#targetReader = undefined;
     this.#producer = undefined;
-    this.#checkpointProducer = undefined;
-    await Promise.all(clients.map((c) => disconnect(c)));
+    await Promise.all([...clients.map((c) => disconnect(c)), this.#lagSampler?.close(), this.#checkpointer?.close()]);
     this.#sourceAdmin?.close();
     this.#targetAdmin?.close();
     await this.metrics.close();

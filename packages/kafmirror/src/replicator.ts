@@ -148,7 +148,7 @@ export class Replicator {
       this.#provisioner = new TopicProvisioner({ options: o, source: this.#source, target: this.#target, sourceAdmin, targetAdmin, producer, stored, partitions: this.#parts });
 
       if (o.groups.length > 0) {
-        const checkpointer = new Checkpointer({ options: o, target: this.#target, sourceAdmin, partitions: this.#parts, metrics: this.metrics, isRunning: () => this.#state === 'running' });
+        const checkpointer = new Checkpointer({ options: o, target: this.#target, sourceAdmin, partitions: this.#parts, metrics: this.metrics, isRunning: () => this.#state === 'running' || this.#state === 'stopping' });
         this.#checkpointer = checkpointer;
         await checkpointer.connect();
       }
@@ -417,6 +417,9 @@ export class Replicator {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     await this.#loop?.catch(() => undefined);
+    // The last checkpoint, after the loop stopped and while the clients are still open (the
+    // checkpointer writes while running or stopping): a failover right after a clean stop then
+    // starts each group where it really was.
     if (this.options.groups.length > 0 && !this.#failure) await this.checkpointNow().catch(() => undefined);
     await this.#closeClients();
     this.#state = 'closed';

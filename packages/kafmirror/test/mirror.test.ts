@@ -224,6 +224,31 @@ describe.sequential('kafmirror against two real clusters', () => {
     }
   }, 60_000);
 
+  it('writes a last checkpoint when closed, so a failover right after a clean stop resumes where the group was', async () => {
+    const topic = uniqueName('km-closecp');
+    const group = uniqueName('session-dashboard');
+    drop(topic, SRC);
+    drop(topic, DST);
+    await createTopic(topic, 1, SRC);
+    await produceExact(topic, Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: `v${i}`, partition: 0, timestamp: Date.now() })), SRC);
+    await commitGroupOffsets(group, topic, new Map([[0, 10]]), SRC);
+    // No periodic checkpoint during the test: only start-up's and close()'s can be written.
+    const r = replicator({ topics: [topic], groups: [group], checkpointIntervalMs: 3_600_000 });
+    await r.start();
+    try {
+      await consumeAll(topic, { brokers: DST, count: 50, timeoutMs: 30_000 });
+      // The group moves on after the last checkpoint; the stop must record where it is now.
+      await commitGroupOffsets(group, topic, new Map([[0, 40]]), SRC);
+    } finally {
+      await r.close();
+    }
+    const dry = await runCli(['failover', '--source', r.options.sourceAlias, '--target', DST.join(','), '--group', group, '--dry-run', '--json']);
+    expect(dry.code).toBe(0);
+    const offsets = (JSON.parse(dry.stdout) as { groups: Array<{ offsets: Array<{ sourceOffset: number; targetOffset: number }> }> }).groups[0]!.offsets;
+    expect(offsets.map((o) => o.sourceOffset)).toEqual([40]);
+    expect(readProvenance((await readFrom(topic, 0, offsets[0]!.targetOffset, DST))[0]?.headers)?.offset).toBe(40);
+  }, 90_000);
+
   it('translates consumer-group offsets exactly and fails the group over with the CLI', async () => {
     const topic = uniqueName('km-fo');
     const group = uniqueName('session-dashboard');

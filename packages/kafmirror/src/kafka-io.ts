@@ -188,19 +188,44 @@ export function consumeBatch(consumer: KafkaConsumer, max: number): Promise<Mess
   return new Promise((resolve, reject) => consumer.consume(max, (err, msgs) => (err ? reject(err) : resolve(msgs))));
 }
 
+/**
+ * Native teardowns still running. A consumer's or producer's disconnect runs in a libuv worker
+ * thread (close, then rd_kafka_destroy, while librdkafka's own threads still deliver events to
+ * the binding); a process that exits meanwhile tears V8 and the event loop down under those
+ * threads, which can crash it (SIGSEGV). `disconnect` gives its caller control back after
+ * `timeoutMs` so a close never hangs, but the teardown stays here until it really finished, and
+ * the CLI waits for `nativeTeardowns()` before it exits.
+ */
+const teardowns = new Set<Promise<void>>();
+
+/** Resolves once every native teardown started so far has finished, or after `timeoutMs`; false if one had not. */
+export async function nativeTeardowns(timeoutMs = 30_000): Promise<boolean> {
+  if (teardowns.size === 0) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  const finished = Promise.all([...teardowns]).then(() => true as const);
+  try {
+    return await Promise.race([finished, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function disconnect(client: Producer | KafkaConsumer, timeoutMs = 5_000): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
+  const done = new Promise<void>((resolve) => {
+    // A client already disconnecting ignores this call and its callback: its "disconnected" event still comes.
+    (client as unknown as NodeJS.EventEmitter).once('disconnected', () => resolve());
     try {
-      client.disconnect(() => {
-        clearTimeout(timer);
-        resolve();
-      });
+      client.disconnect(() => resolve());
     } catch {
-      clearTimeout(timer);
+      // Not connected (or already disconnecting): nothing of ours runs in the background.
       resolve();
     }
   });
+  teardowns.add(done);
+  void done.then(() => teardowns.delete(done));
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]).finally(() => clearTimeout(timer));
 }
 
 /** librdkafka's incrementalAssign/Unassign exist at run time but are missing from its typings. */

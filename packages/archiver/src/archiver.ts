@@ -3,7 +3,7 @@ import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, MessageHeader, Producer, TopicPartition } from '@confluentinc/kafka-javascript';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pRetry, { AbortError } from 'p-retry';
-import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, S3Error, TOPIC_METADATA_REFRESH_MS, checkBucket, consumerConfig, createS3Client, describeKafka, describeS3, describeTopicIdentity, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig } from '@agenttrace/common';
+import { DLQ_HEADER_TRUNCATED_FROM, KafkaAdmin, S3Error, TOPIC_METADATA_REFRESH_MS, checkBucket, consumerConfig, createS3Client, describeKafka, describeS3, describeTopicIdentity, dlqHeaders, errorMessage, isTooLarge, kafkaError, rdkafkaConfig, watchKafkaErrors } from '@agenttrace/common';
 import { isQueueFull, nextDlqValueLength } from './dead-letter.js';
 import { ArchiverError } from './errors.js';
 import { hourDir, objectKey, parseObjectKey, partitionFilePrefix, topicPrefix, type ObjectName } from './layout.js';
@@ -361,7 +361,8 @@ export class Archiver {
       { 'auto.offset.reset': 'earliest' },
     );
     consumer.on('event.error', (err) => o.log('warn', 'consumer error', { error: err.message }));
-    await new Promise<void>((res, rej) => consumer.connect({ timeout: 15_000 }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err)) : res())));
+    const background = watchKafkaErrors(consumer);
+    await new Promise<void>((res, rej) => consumer.connect({ timeout: 15_000 }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err, background())) : res())));
     consumer.setDefaultConsumeTimeout(200);
     // The timeout bounds the wait for the first record only; after it, a call takes only what is
     // already fetched. Otherwise each record restarts the wait and a steady trickle keeps one call

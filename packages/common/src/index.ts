@@ -5,6 +5,8 @@ export {
   KafkaAdmin,
   KafkaError,
   kafkaError,
+  explainConnectFailure,
+  watchKafkaErrors,
   unreachableBrokers,
   kafkaConnectionFromEnv,
   validateKafkaConnection,

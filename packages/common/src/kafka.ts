@@ -129,6 +129,36 @@ export function describeKafka(conn: Pick<KafkaConnectionOptions, 'brokers' | 'se
   return `Kafka at ${conn.brokers.join(',')} (${proto})`;
 }
 
+/**
+ * True when a librdkafka error text says the SASL or TLS handshake failed (wrong credentials,
+ * a certificate the CA does not vouch for). The broker address it starts with
+ * ("sasl_ssl://host:port/bootstrap: ") is left out: it names the protocol, so a refused
+ * connection to a SASL listener would otherwise read as an authentication failure.
+ */
+export function isSecurityProblem(text: string | undefined): boolean {
+  if (text === undefined) return false;
+  return /auth|sasl|ssl|certificate/i.test(text.replace(/^\S+:\/\/\S+?: /, ''));
+}
+
+/** An authentication or TLS failure stays the cause worth reporting over the "all brokers down" that follows it. */
+export function stickyKafkaError(previous: string | undefined, next: string | undefined): string | undefined {
+  if (isSecurityProblem(previous) && !isSecurityProblem(next)) return previous;
+  return next ?? previous;
+}
+
+/**
+ * Follows a client's asynchronous errors and returns the one worth reporting so far: pass it as
+ * `kafkaError`'s `background`, since a refused SASL login or TLS handshake fails a connect only
+ * as "broker transport failure".
+ */
+export function watchKafkaErrors(client: { on(event: 'event.error', listener: (err: { message?: string }) => void): unknown }): () => string | undefined {
+  let background: string | undefined;
+  client.on('event.error', (err) => {
+    background = stickyKafkaError(background, err.message);
+  });
+  return () => background;
+}
+
 /** Error raised when Kafka cannot be reached or refuses a request. */
 export class KafkaError extends AgentTraceError {}
 
@@ -140,11 +170,14 @@ export class KafkaError extends AgentTraceError {}
 export function kafkaError(what: string, conn: KafkaConnectionOptions, err: unknown, background?: string): KafkaError {
   const e = err as Partial<LibrdKafkaError> & { message?: string };
   const code = typeof e.code === 'number' ? e.code : undefined;
-  const authProblem = background !== undefined && /auth|sasl|ssl|certificate/i.test(background);
-  const text = authProblem ? background : (e.message ?? String(err));
+  const authProblem = isSecurityProblem(background);
+  const text = authProblem ? background! : (e.message ?? String(err));
   let hint = '';
-  if (/auth|sasl/i.test(text)) {
-    hint = ' Check the SASL/TLS settings (AGENTTRACE_KAFKA_*).';
+  if (authProblem || /auth|sasl/i.test(text)) {
+    // librdkafka's error events carry only the kind ("ssl error", "authentication failure"): say what to check.
+    hint = /ssl|certificate/i.test(text)
+      ? ' The TLS handshake failed: does AGENTTRACE_KAFKA_SSL_CA_LOCATION name the CA that signed the broker certificate, and does the certificate name the broker address? Check the SASL/TLS settings (AGENTTRACE_KAFKA_*).'
+      : ' The broker refused the SASL login: check the mechanism, user name and password. Check the SASL/TLS settings (AGENTTRACE_KAFKA_*).';
     return new KafkaError('KAFKA_AUTH_FAILED', `${what} failed on ${describeKafka(conn)}: ${text}.${hint}`, { cause: err, retryable: false });
   }
   else if (code === -185 || /timed out|transport|connect|resolve|all broker/i.test(text)) {
@@ -200,20 +233,50 @@ export function uuidString(u: { mostSignificantBits: bigint; leastSignificantBit
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/**
+ * `kafkaError` for a failed connect of a producer, which sees nothing of a refused SASL login or
+ * TLS handshake before it is polled (after connect): with SASL or TLS configured, an admin client
+ * (whose errors arrive at once) asks the cluster, so the user hears "refused" instead of
+ * "unreachable". Costs one short round trip, and only on a failure.
+ */
+export async function explainConnectFailure(what: string, conn: KafkaConnectionOptions, err: unknown, background?: string): Promise<KafkaError> {
+  const first = kafkaError(what, conn, err, background);
+  if (first.code === 'KAFKA_AUTH_FAILED' || securityProtocolOf(conn) === 'plaintext') return first;
+  const admin = new KafkaAdmin(conn);
+  try {
+    await admin.listTopics(5_000);
+    return first;
+  } catch (probe) {
+    if ((probe as { code?: unknown }).code !== 'KAFKA_AUTH_FAILED') return first;
+    return new KafkaError('KAFKA_AUTH_FAILED', `${what} failed: ${(probe as Error).message}`, { cause: probe, retryable: false });
+  } finally {
+    admin.close();
+  }
+}
+
 /** A small promise wrapper around librdkafka's admin client. */
 export class KafkaAdmin {
   readonly #conn: KafkaConnectionOptions;
   readonly #client: IAdminClient;
+  /** The client's last asynchronous error: a rejected SASL login or TLS handshake is only reported there. */
+  #background: string | undefined;
   #closed = false;
 
   constructor(conn: KafkaConnectionOptions) {
     this.#conn = conn;
-    this.#client = Kafka().AdminClient.create({ ...rdkafkaConfig(conn), 'client.id': `${conn.clientId ?? 'agenttrace'}-admin` });
+    this.#client = Kafka().AdminClient.create(
+      { ...rdkafkaConfig(conn), 'client.id': `${conn.clientId ?? 'agenttrace'}-admin` },
+      {
+        'event.error': (e: { message?: string }) => {
+          this.#background = stickyKafkaError(this.#background, e.message);
+        },
+      },
+    );
   }
 
   #call<T>(what: string, fn: (cb: (err: LibrdKafkaError | null | undefined, result?: T) => void) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      fn((err, result) => (err ? reject(kafkaError(what, this.#conn, err)) : resolve(result as T)));
+      fn((err, result) => (err ? reject(kafkaError(what, this.#conn, err, this.#background)) : resolve(result as T)));
     });
   }
 

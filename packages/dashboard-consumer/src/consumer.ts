@@ -14,6 +14,7 @@ import {
   errorMessage,
   isTooLarge,
   kafkaError,
+  watchKafkaErrors,
   type KafkaTopicIdentity,
 } from '@agenttrace/common';
 import { AlertDispatcher, type Alert } from './alerts.js';
@@ -278,8 +279,9 @@ export class DashboardConsumer {
     if (o.instanceId) conf['group.instance.id'] = o.instanceId;
     const consumer = new Kafka.KafkaConsumer(conf as never, { 'auto.offset.reset': 'earliest' });
     consumer.on('event.error', (err) => this.#log({ level: 'warn', message: `Kafka consumer: ${errorMessage(err)}` }));
+    const background = watchKafkaErrors(consumer);
     await new Promise<void>((res, rej) =>
-      consumer.connect({ timeout: o.startTimeoutMs }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err)) : res())),
+      consumer.connect({ timeout: o.startTimeoutMs }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err, background())) : res())),
     );
     consumer.setDefaultConsumeTimeout(100);
     // Wait only for the first record of a batch, then take what is already fetched: low latency at low rates.

@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { LibrdKafkaError, MessageHeader, Producer } from '@confluentinc/kafka-javascript';
-import { kafkaError, rdkafkaConfig, type KafkaConnectionOptions } from '@agenttrace/common';
+import { explainConnectFailure, kafkaError, rdkafkaConfig, watchKafkaErrors, type KafkaConnectionOptions } from '@agenttrace/common';
 
 interface Pending {
   resolve: () => void;
@@ -37,9 +37,12 @@ export class KafkaSender {
   }
 
   async connect(timeoutMs: number): Promise<void> {
+    const background = watchKafkaErrors(this.#producer);
     await new Promise<void>((res, rej) =>
-      this.#producer.connect({ timeout: timeoutMs }, (err) => (err ? rej(kafkaError('connecting the producer', this.#conn, err)) : res())),
-    );
+      this.#producer.connect({ timeout: timeoutMs }, (err) => (err ? rej(err) : res())),
+    ).catch(async (err: unknown) => {
+      throw await explainConnectFailure('connecting the producer', this.#conn, err, background());
+    });
     this.#producer.setPollInterval(10);
     this.#connected = true;
   }

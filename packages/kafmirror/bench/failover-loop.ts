@@ -2,7 +2,8 @@
  * A bounded crash loop of `kafmirror failover` against real clusters (issue #14: one run in 17
  * once died with SIGSEGV, exit 139, and no output).
  *
- *   scripts/bench failover-loop [--runs 300] [--load 2] [--port 19790] [--timeout-ms 60000] [--keep-cluster]
+ *   scripts/bench failover-loop [--runs 300] [--load 2] [--port 19790] [--controller-port 19795]
+ *                               [--timeout-ms 60000] [--keep-cluster]
  *
  * Set-up as packages/kafmirror/test/mirror.test.ts does it: a topic with a consumer group's
  * committed offsets on the source (the stack's "main" cluster), `kafmirror` replicating it with
@@ -33,6 +34,7 @@ function arg(name: string, dflt: number): number {
 const RUNS = arg('--runs', 300);
 const LOAD = arg('--load', 0);
 const PORT = arg('--port', 19790);
+const CONTROLLER_PORT = arg('--controller-port', PORT + 5);
 const TIMEOUT_MS = arg('--timeout-ms', 60_000);
 const CLUSTER = 'failover-loop';
 const DST = [`127.0.0.1:${PORT}`];
@@ -95,7 +97,7 @@ async function produce(topic: string, count: number, partitions: number): Promis
 const percentile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? 0;
 
 async function main(): Promise<void> {
-  await startCluster(CLUSTER, PORT);
+  await startCluster(CLUSTER, PORT, 1, ['--controller-port', String(CONTROLLER_PORT)]);
   const topic = uniqueName('fo-loop');
   const group = uniqueName('fo-loop-group');
   const sourceAlias = `src-${uniqueName('a').slice(2)}`;

@@ -46,13 +46,18 @@ export function kafkaConnectionFromEnv(env: NodeJS.ProcessEnv = process.env, pre
   const user = env[`${prefix}KAFKA_SASL_USERNAME`];
   const pass = env[`${prefix}KAFKA_SASL_PASSWORD`];
   if (mech || user || pass) out.sasl = { mechanism: (mech ?? 'PLAIN').toUpperCase() as SaslMechanism, username: user ?? '', password: pass ?? '' };
-  const ssl = {
-    caLocation: env[`${prefix}KAFKA_SSL_CA_LOCATION`],
-    certificateLocation: env[`${prefix}KAFKA_SSL_CERT_LOCATION`],
-    keyLocation: env[`${prefix}KAFKA_SSL_KEY_LOCATION`],
-    keyPassword: env[`${prefix}KAFKA_SSL_KEY_PASSWORD`],
-  };
-  if (Object.values(ssl).some((v) => v !== undefined)) out.ssl = ssl;
+  // Only the variables that are set: callers lay these over a config file's TLS settings, and an
+  // undefined CA location would otherwise erase the file's.
+  const ssl: NonNullable<KafkaConnectionOptions['ssl']> = {};
+  const caLocation = env[`${prefix}KAFKA_SSL_CA_LOCATION`];
+  const certificateLocation = env[`${prefix}KAFKA_SSL_CERT_LOCATION`];
+  const keyLocation = env[`${prefix}KAFKA_SSL_KEY_LOCATION`];
+  const keyPassword = env[`${prefix}KAFKA_SSL_KEY_PASSWORD`];
+  if (caLocation !== undefined) ssl.caLocation = caLocation;
+  if (certificateLocation !== undefined) ssl.certificateLocation = certificateLocation;
+  if (keyLocation !== undefined) ssl.keyLocation = keyLocation;
+  if (keyPassword !== undefined) ssl.keyPassword = keyPassword;
+  if (Object.keys(ssl).length > 0) out.ssl = ssl;
   return out;
 }
 

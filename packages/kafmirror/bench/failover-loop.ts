@@ -3,7 +3,7 @@
  * once died with SIGSEGV, exit 139, and no output).
  *
  *   scripts/bench failover-loop [--runs 300] [--load 2] [--port 19790] [--controller-port 19795]
- *                               [--timeout-ms 60000] [--keep-cluster]
+ *                               [--timeout-ms 60000] [--keep-cluster] [--cli packages/kafmirror/dist/cli.js]
  *
  * Set-up as packages/kafmirror/test/mirror.test.ts does it: a topic with a consumer group's
  * committed offsets on the source (the stack's "main" cluster), `kafmirror` replicating it with
@@ -39,7 +39,12 @@ const TIMEOUT_MS = arg('--timeout-ms', 60_000);
 const CLUSTER = 'failover-loop';
 const DST = [`127.0.0.1:${PORT}`];
 const SRC = stack.brokers;
-const CLI = join(repoRoot, 'packages', 'kafmirror', 'dist', 'cli.js');
+function textArg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
+}
+/** --cli runs another build of kafmirror (e.g. an older one, to compare). */
+const CLI = textArg('--cli', join(repoRoot, 'packages', 'kafmirror', 'dist', 'cli.js'));
 
 const children = new Set<ChildProcess>();
 function killChildren(): void {

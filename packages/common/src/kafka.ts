@@ -281,7 +281,12 @@ export class KafkaAdmin {
 
   #call<T>(what: string, fn: (cb: (err: LibrdKafkaError | null | undefined, result?: T) => void) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      fn((err, result) => (err ? reject(kafkaError(what, this.#conn, err, this.#background)) : resolve(result as T)));
+      fn((err, result) => {
+        if (err) return reject(kafkaError(what, this.#conn, err, this.#background));
+        // A request that succeeded means the login works now: an old refusal must not colour a later failure.
+        this.#background = undefined;
+        resolve(result as T);
+      });
     });
   }
 

@@ -96,7 +96,7 @@ describe('a SASL_SSL-only cluster (openssl CA, SCRAM users made at format time)'
     expect(envOf['SCRAM-SHA-256']!.AGENTTRACE_KAFKA_SASL_USERNAME).toBe(cluster.saslSsl.users['SCRAM-SHA-256'].username);
   });
 
-  it('SCRAM-SHA-512: the tracer writes a session; agenttrace-dashboard puts it in Redis, agenttrace-archiver in S3, kshark replays it from Kafka', async () => {
+  it('SCRAM-SHA-512: the tracer writes a session; agenttrace-dashboard puts it in Redis, agenttrace-archiver in S3, kshark replays it and kdiff compares it from Kafka', async () => {
     const topic = await secureTopic('sec-512');
     const session = `sess_${uniqueName('scram512')}`;
     await traceSession(topic, session, conn('SCRAM-SHA-512'), 4);
@@ -141,6 +141,10 @@ describe('a SASL_SSL-only cluster (openssl CA, SCRAM users made at format time)'
       expect(replay.code, replay.stderr).toBe(0);
       const doc = JSON.parse(replay.stdout) as { events: Array<{ event_id: string }> };
       expect(doc.events.map((e) => e.event_id).sort()).toEqual([...timeline].sort());
+
+      // kdiff reads through the same sessions package: the session compared with itself is equal.
+      const diff = await runNode(bin('kdiff'), ['compare', session, session, '--source', 'kafka', '--topic', topic], { env: { ...process.env, ...env }, timeoutMs: 60_000 });
+      expect(diff.code, diff.stderr).toBe(0);
     } finally {
       await dashboard.stop();
       await archiver.stop();

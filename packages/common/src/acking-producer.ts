@@ -1,5 +1,6 @@
 import type { LibrdKafkaError, MessageHeader, Producer } from '@confluentinc/kafka-javascript';
 import { AgentTraceError, OptionsError } from './errors.js';
+import { explainConnectFailure } from './kafka-admin.js';
 import { connectClient, disconnectWithTimeout } from './kafka-client.js';
 import { Kafka, kafkaError, rdkafkaConfig, type KafkaConnectionOptions } from './kafka.js';
 import { produceWhenRoom } from './produce-when-room.js';
@@ -80,7 +81,19 @@ export class AckingProducer {
     });
     // Delivery failures arrive through the reports; this keeps an unhandled 'error' from crashing.
     producer.on('event.error', (err) => this.#o.onError?.(err));
-    await connectClient(producer, { timeoutMs, wrapError: (err, background) => kafkaError(`connecting the ${this.#o.label}`, this.#conn, err, background) });
+    let failure: { err: unknown; background: string | undefined } | undefined;
+    try {
+      await connectClient(producer, {
+        timeoutMs,
+        wrapError: (err, background) => {
+          failure = { err, background };
+          return kafkaError(`connecting the ${this.#o.label}`, this.#conn, err, background);
+        },
+      });
+    } catch (err) {
+      // A producer sees a refused SASL login or TLS handshake only as "transport failure": ask the cluster why.
+      throw failure === undefined ? err : await explainConnectFailure(`connecting the ${this.#o.label}`, this.#conn, failure.err, failure.background);
+    }
     producer.setPollInterval(this.#o.pollIntervalMs);
     this.#producer = producer;
   }

@@ -15,10 +15,10 @@ export {
   uuidString,
 } from './kafka.js';
 export type { KafkaConnectionOptions, SecurityProtocol, SaslMechanism } from './kafka.js';
-export { KafkaAdmin } from './kafka-admin.js';
+export { KafkaAdmin, explainConnectFailure } from './kafka-admin.js';
 export type { KafkaAdminOptions, TopicInfo } from './kafka-admin.js';
 export { KAFKA_CODES, isQueueFull, isTooLarge, isTopicAlreadyExists, setTimeoutOnlyForFirstMessage } from './kafka-codes.js';
-export { connectClient, consumeBatch, disconnectWithTimeout, stickyBackground } from './kafka-client.js';
+export { connectClient, consumeBatch, disconnectWithTimeout, nativeTeardowns } from './kafka-client.js';
 export type { ConnectOptions, DisconnectOptions, KafkaClient } from './kafka-client.js';
 export { produceWhenRoom } from './produce-when-room.js';
 export type { ProduceWhenRoomOptions } from './produce-when-room.js';

@@ -1,8 +1,7 @@
 import type { IAdminClient, LibrdKafkaError, NewTopic, TopicDescription } from '@confluentinc/kafka-javascript';
 import { isTopicAlreadyExists } from './kafka-codes.js';
-import { stickyBackground } from './kafka-client.js';
 import { describeTopicConfigs, describeTopicIdentity, type KafkaTopicIdentity } from './kafka-protocol-admin.js';
-import { Kafka, kafkaError, rdkafkaConfig, uuidString, type KafkaConnectionOptions } from './kafka.js';
+import { Kafka, KafkaError, kafkaError, rdkafkaConfig, securityProtocolOf, stickyKafkaError, uuidString, type KafkaConnectionOptions } from './kafka.js';
 
 /** A topic as the admin client describes it. */
 export interface TopicInfo {
@@ -43,7 +42,7 @@ export class KafkaAdmin {
       { ...rdkafkaConfig(conn), 'client.id': options.clientId ?? `${conn.clientId ?? 'agenttrace'}-admin` },
       {
         'event.error': (e: { message?: string }) => {
-          this.#background = stickyBackground(this.#background, e.message);
+          this.#background = stickyKafkaError(this.#background, e.message);
         },
       },
     );
@@ -51,7 +50,12 @@ export class KafkaAdmin {
 
   #call<T>(what: string, fn: (cb: (err: LibrdKafkaError | null | undefined, result?: T) => void) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      fn((err, result) => (err ? reject(this.#wrap(what, err, this.#background)) : resolve(result as T)));
+      fn((err, result) => {
+        if (err) return reject(this.#wrap(what, err, this.#background));
+        // A request that succeeded means the login works now: an old refusal must not colour a later failure.
+        this.#background = undefined;
+        resolve(result as T);
+      });
     });
   }
 
@@ -188,5 +192,26 @@ export class KafkaAdmin {
     if (this.#closed) return;
     this.#closed = true;
     this.#client.disconnect();
+  }
+}
+
+/**
+ * `kafkaError` for a failed connect of a producer, which sees nothing of a refused SASL login or
+ * TLS handshake before it is polled (after connect): with SASL or TLS configured, an admin client
+ * (whose errors arrive at once) asks the cluster, so the user hears "refused" instead of
+ * "unreachable". Costs one short round trip, and only on a failure.
+ */
+export async function explainConnectFailure(what: string, conn: KafkaConnectionOptions, err: unknown, background?: string): Promise<KafkaError> {
+  const first = kafkaError(what, conn, err, background);
+  if (first.code === 'KAFKA_AUTH_FAILED' || securityProtocolOf(conn) === 'plaintext') return first;
+  const admin = new KafkaAdmin(conn);
+  try {
+    await admin.listTopics(5_000);
+    return first;
+  } catch (probe) {
+    if ((probe as { code?: unknown }).code !== 'KAFKA_AUTH_FAILED') return first;
+    return new KafkaError('KAFKA_AUTH_FAILED', `${what} failed: ${(probe as Error).message}`, { cause: probe, retryable: false });
+  } finally {
+    admin.close();
   }
 }

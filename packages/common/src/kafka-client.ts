@@ -1,26 +1,15 @@
 import type { KafkaConsumer, LibrdKafkaError, Message, Producer } from '@confluentinc/kafka-javascript';
+import { stickyKafkaError } from './kafka.js';
 
 /** A librdkafka client that connects and disconnects with callbacks (producer or consumer). */
 export type KafkaClient = Producer | KafkaConsumer;
-
-const AUTH_TEXT = /auth|sasl|ssl|certificate/i;
-
-/**
- * The client's last asynchronous error, kept sticky for authentication problems: librdkafka
- * follows a refused SASL handshake with "all broker connections are down", and the first one is
- * the one that says what to fix.
- */
-export function stickyBackground(previous: string | undefined, next: string | undefined): string | undefined {
-  if (previous !== undefined && AUTH_TEXT.test(previous) && !(next !== undefined && AUTH_TEXT.test(next))) return previous;
-  return next ?? previous;
-}
 
 export interface ConnectOptions {
   /** librdkafka's connect timeout (the metadata request that proves the connection), ms. */
   timeoutMs: number;
   /**
    * Turns the client's error into the caller's: `background` is the client's last asynchronous
-   * error (see stickyBackground), which names a refused SASL handshake that the request itself
+   * error (see stickyKafkaError), which names a refused SASL handshake that the request itself
    * reports only as a transport failure. Default: the client's error as it is.
    */
   wrapError?: (err: LibrdKafkaError | Error, background: string | undefined) => Error;
@@ -38,7 +27,7 @@ export interface ConnectOptions {
 export async function connectClient<C extends KafkaClient>(client: C, options: ConnectOptions): Promise<C> {
   let background: string | undefined;
   const onError = (e: { message?: string }) => {
-    background = stickyBackground(background, e.message);
+    background = stickyKafkaError(background, e.message);
   };
   const emitter = client as unknown as NodeJS.EventEmitter;
   emitter.on('event.error', onError);
@@ -77,19 +66,43 @@ export interface DisconnectOptions {
  * never rejects. A consumer leaving its group answers the revoke first, which may take a while;
  * a client that never calls back must not hold a shutdown forever.
  */
+/**
+ * Native teardowns still running. A client's disconnect runs in a libuv worker thread (close, then
+ * rd_kafka_destroy, while librdkafka's own threads still deliver events to the binding); a process
+ * that exits meanwhile tears V8 and the event loop down under those threads, which can crash it
+ * (SIGSEGV). `disconnectWithTimeout` gives its caller control back after `timeoutMs` so a close
+ * never hangs, but the teardown stays here until it really finished, and a CLI waits for
+ * `nativeTeardowns()` before it exits.
+ */
+const teardowns = new Set<Promise<void>>();
+
+/** Resolves once every native teardown started so far has finished (true), or after `timeoutMs` (false). */
+export async function nativeTeardowns(timeoutMs = 30_000): Promise<boolean> {
+  if (teardowns.size === 0) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  const finished = Promise.all([...teardowns]).then(() => true as const);
+  try {
+    return await Promise.race([finished, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function disconnectWithTimeout(client: KafkaClient, timeoutMs: number, options: DisconnectOptions = {}): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
-    const done = () => {
-      clearTimeout(timer);
-      resolve();
-    };
+  const closed = new Promise<void>((resolve) => {
+    // A client already disconnecting ignores this call and its callback: its "disconnected" event still comes.
+    (client as unknown as NodeJS.EventEmitter).once('disconnected', () => resolve());
     try {
-      if (options.flushMs !== undefined && 'flush' in client) (client as Producer).disconnect(options.flushMs, done);
-      else client.disconnect(done);
+      if (options.flushMs !== undefined && 'flush' in client) (client as Producer).disconnect(options.flushMs, () => resolve());
+      else client.disconnect(() => resolve());
     } catch {
-      // Not connected (or disconnecting already): nothing to wait for.
-      done();
+      // Not connected (or disconnecting already): nothing of ours runs in the background.
+      resolve();
     }
   });
+  teardowns.add(closed);
+  void closed.then(() => teardowns.delete(closed));
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]).finally(() => clearTimeout(timer));
 }

@@ -46,13 +46,18 @@ export function kafkaConnectionFromEnv(env: NodeJS.ProcessEnv = process.env, pre
   const user = env[`${prefix}KAFKA_SASL_USERNAME`];
   const pass = env[`${prefix}KAFKA_SASL_PASSWORD`];
   if (mech || user || pass) out.sasl = { mechanism: (mech ?? 'PLAIN').toUpperCase() as SaslMechanism, username: user ?? '', password: pass ?? '' };
-  const ssl = {
-    caLocation: env[`${prefix}KAFKA_SSL_CA_LOCATION`],
-    certificateLocation: env[`${prefix}KAFKA_SSL_CERT_LOCATION`],
-    keyLocation: env[`${prefix}KAFKA_SSL_KEY_LOCATION`],
-    keyPassword: env[`${prefix}KAFKA_SSL_KEY_PASSWORD`],
-  };
-  if (Object.values(ssl).some((v) => v !== undefined)) out.ssl = ssl;
+  // Only the variables that are set: callers lay these over a config file's TLS settings, and an
+  // undefined CA location would otherwise erase the file's.
+  const ssl: NonNullable<KafkaConnectionOptions['ssl']> = {};
+  const caLocation = env[`${prefix}KAFKA_SSL_CA_LOCATION`];
+  const certificateLocation = env[`${prefix}KAFKA_SSL_CERT_LOCATION`];
+  const keyLocation = env[`${prefix}KAFKA_SSL_KEY_LOCATION`];
+  const keyPassword = env[`${prefix}KAFKA_SSL_KEY_PASSWORD`];
+  if (caLocation !== undefined) ssl.caLocation = caLocation;
+  if (certificateLocation !== undefined) ssl.certificateLocation = certificateLocation;
+  if (keyLocation !== undefined) ssl.keyLocation = keyLocation;
+  if (keyPassword !== undefined) ssl.keyPassword = keyPassword;
+  if (Object.keys(ssl).length > 0) out.ssl = ssl;
   return out;
 }
 
@@ -129,6 +134,23 @@ export function describeKafka(conn: Pick<KafkaConnectionOptions, 'brokers' | 'se
   return `Kafka at ${conn.brokers.join(',')} (${proto})`;
 }
 
+/**
+ * True when a librdkafka error text says the SASL or TLS handshake failed (wrong credentials,
+ * a certificate the CA does not vouch for). The broker address it starts with
+ * ("sasl_ssl://host:port/bootstrap: ") is left out: it names the protocol, so a refused
+ * connection to a SASL listener would otherwise read as an authentication failure.
+ */
+export function isSecurityProblem(text: string | undefined): boolean {
+  if (text === undefined) return false;
+  return /auth|sasl|ssl|certificate/i.test(text.replace(/^\S+:\/\/\S+?: /, ''));
+}
+
+/** An authentication or TLS failure stays the cause worth reporting over the "all brokers down" that follows it. */
+export function stickyKafkaError(previous: string | undefined, next: string | undefined): string | undefined {
+  if (isSecurityProblem(previous) && !isSecurityProblem(next)) return previous;
+  return next ?? previous;
+}
+
 /** Error raised when Kafka cannot be reached or refuses a request. */
 export class KafkaError extends AgentTraceError {}
 
@@ -140,11 +162,14 @@ export class KafkaError extends AgentTraceError {}
 export function kafkaError(what: string, conn: KafkaConnectionOptions, err: unknown, background?: string): KafkaError {
   const e = err as Partial<LibrdKafkaError> & { message?: string };
   const code = typeof e.code === 'number' ? e.code : undefined;
-  const authProblem = background !== undefined && /auth|sasl|ssl|certificate/i.test(background);
-  const text = authProblem ? background : (e.message ?? String(err));
+  const authProblem = isSecurityProblem(background);
+  const text = authProblem ? background! : (e.message ?? String(err));
   let hint = '';
-  if (/auth|sasl/i.test(text)) {
-    hint = ' Check the SASL/TLS settings (AGENTTRACE_KAFKA_*).';
+  if (authProblem || /auth|sasl/i.test(text)) {
+    // librdkafka's error events carry only the kind ("ssl error", "authentication failure"): say what to check.
+    hint = /ssl|certificate/i.test(text)
+      ? ' The TLS handshake failed: does AGENTTRACE_KAFKA_SSL_CA_LOCATION name the CA that signed the broker certificate, and does the certificate name the broker address? Check the SASL/TLS settings (AGENTTRACE_KAFKA_*).'
+      : ' The broker refused the SASL login: check the mechanism, user name and password. Check the SASL/TLS settings (AGENTTRACE_KAFKA_*).';
     return new KafkaError('KAFKA_AUTH_FAILED', `${what} failed on ${describeKafka(conn)}: ${text}.${hint}`, { cause: err, retryable: false });
   }
   else if (code === -185 || /timed out|transport|connect|resolve|all broker/i.test(text)) {

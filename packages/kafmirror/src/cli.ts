@@ -4,6 +4,7 @@ import { AgentTraceError, CLI_EXIT, ConfigError, OptionsError, describeKafka, er
 import { loadKafmirrorConfig, resolveCluster, type KafmirrorConfigFile } from './clusters.js';
 import { EXIT_CODES, exitCodeFor } from './errors.js';
 import { failover } from './failover.js';
+import { nativeTeardowns } from './kafka-io.js';
 import type { LagSnapshot } from './lag.js';
 import type { NamingPolicy, ReplicatorOptions } from './options.js';
 import { Replicator } from './replicator.js';
@@ -381,11 +382,20 @@ async function main(): Promise<number> {
   return result;
 }
 
-// exitWhenDrained, not process.exit(): a reader slower than kafmirror still gets every line.
+/**
+ * Exits only once no librdkafka client is still being torn down in the background: exiting under
+ * a running rd_kafka_destroy can end the process with SIGSEGV instead of its exit code.
+ * exitWhenDrained, not process.exit(): a reader slower than kafmirror still gets every line.
+ */
+async function exit(code: number): Promise<never> {
+  if (!(await nativeTeardowns())) process.stderr.write('kafmirror: a Kafka client was still closing after 30 s; exiting anyway\n');
+  return exitWhenDrained(code);
+}
+
 main().then(
-  (code) => exitWhenDrained(code),
+  (code) => exit(code),
   (err: unknown) => {
     process.stderr.write(`kafmirror: unexpected failure: ${sanitizeForTerminal(errorMessage(err), { singleLine: true })}\n`);
-    return exitWhenDrained(EXIT_CODES.failed);
+    return exit(EXIT_CODES.failed);
   },
 );

@@ -6,6 +6,7 @@ import {
   consumeBatch,
   describeKafka,
   disconnectWithTimeout,
+  nativeTeardowns,
   kafkaError,
   rdkafkaConfig,
   type KafkaConnectionOptions,
@@ -72,6 +73,9 @@ export function connectClient(client: Producer | KafkaConsumer, c: Cluster, what
 }
 
 export { consumeBatch };
+
+/** Native teardowns still running (common's disconnectWithTimeout tracks them); the CLI waits for them before it exits. */
+export { nativeTeardowns };
 
 export function disconnect(client: Producer | KafkaConsumer, timeoutMs = 5_000): Promise<void> {
   return disconnectWithTimeout(client, timeoutMs);

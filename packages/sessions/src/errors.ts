@@ -31,8 +31,23 @@ export class SourceUnavailableError extends SessionsError {
   readonly where: string;
 
   constructor(source: SessionSourceName, where: string, detail: string, cause?: unknown) {
-    super('SOURCE_UNAVAILABLE', `${source} source unavailable: ${where}: ${detail}`, { cause, retryable: true });
+    // A source that refused the credentials (SASL, TLS, S3 keys) is not "unavailable": retrying
+    // will not help, and the CLIs' shared table gives it an exit code of its own.
+    const refused = authFailure(cause);
+    super(refused ? 'AUTH_FAILED' : 'SOURCE_UNAVAILABLE', `${source} source ${refused ? 'refused the credentials' : 'unavailable'}: ${where}: ${detail}`, { cause, retryable: !refused });
     this.source = source;
     this.where = where;
   }
+}
+
+const AUTH_CODES = new Set(['AUTH_FAILED', 'KAFKA_AUTH_FAILED', 'S3_AUTH_FAILED']);
+
+/** True when the error or one of its causes is an authentication failure. */
+function authFailure(err: unknown): boolean {
+  let e = err;
+  for (let depth = 0; depth < 8 && e !== null && typeof e === 'object'; depth++) {
+    if (AUTH_CODES.has(String((e as { code?: unknown }).code))) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }

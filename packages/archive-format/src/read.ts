@@ -46,22 +46,32 @@ function asyncBuffer(bytes: Uint8Array): AsyncBuffer {
   return { byteLength: ab.byteLength, slice: (start: number, end?: number) => ab.slice(start, end) };
 }
 
+/** Directory listings in flight at once. */
+const LIST_CONCURRENCY = 16;
+
 /** The archive files that may hold events of the range (and partition), in partition/offset order. */
 export async function listArchiveFiles(opts: Omit<ArchiveReadOptions, 'sessionId'>): Promise<ArchiveFile[]> {
   const topic = opts.topic ?? DEFAULT_TOPIC;
   const lo = opts.from === undefined ? Number.NEGATIVE_INFINITY : hourStartOf(opts.from);
   const hi = opts.to === undefined ? Number.POSITIVE_INFINITY : hourStartOf(opts.to);
   const files: ArchiveFile[] = [];
-  for (const prefix of listingPrefixes(opts.prefix, topic, opts.from, opts.to)) {
-    for (const key of await listKeys(opts.s3, opts.bucket, prefix)) {
-      const n = parseObjectKey(key);
-      if (!n || n.hourStart < lo || n.hourStart > hi) continue;
-      if (opts.partition !== undefined && n.partition !== opts.partition) continue;
-      // A key under another topic that merely shares the prefix path is not ours.
-      if (!key.startsWith(prefix)) continue;
-      files.push({ key, ...n });
+  // A long range is a hundred or more directories: list them a few at a time, not one by one.
+  const prefixes = listingPrefixes(opts.prefix, topic, opts.from, opts.to);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < prefixes.length) {
+      const prefix = prefixes[next++]!;
+      for (const key of await listKeys(opts.s3, opts.bucket, prefix)) {
+        const n = parseObjectKey(key);
+        if (!n || n.hourStart < lo || n.hourStart > hi) continue;
+        if (opts.partition !== undefined && n.partition !== opts.partition) continue;
+        // A key under another topic that merely shares the prefix path is not ours.
+        if (!key.startsWith(prefix)) continue;
+        files.push({ key, ...n });
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, prefixes.length) }, worker));
   files.sort((a, b) => a.partition - b.partition || a.firstOffset - b.firstOffset || a.lastOffset - b.lastOffset);
   return files;
 }

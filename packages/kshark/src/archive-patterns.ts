@@ -35,6 +35,7 @@ export async function findArchivePatterns(files: string[], o: PatternOptions, pr
   try {
     await loadEvents(db, files);
     await loadPrices(db, prices);
+    await loadSessions(db);
     const cut = <T>(rows: T[], what: string): T[] => {
       if (rows.length > o.limit) report.notes.push(`${what}: more than ${o.limit} sessions; the top ${o.limit} are shown (--limit)`);
       return rows.slice(0, o.limit);
@@ -75,16 +76,18 @@ async function loadPrices(db: DuckDBConnection, prices: PriceTable): Promise<voi
   if (rows.length > 0) await db.run(`INSERT INTO price VALUES ${rows.join(', ')}`);
 }
 
-/** The agent that opened the session (its first event) and its status as the dashboard names it. */
-const SESSIONS = `
-  sess AS (
+/** The agent that opened the session (its first event) and its status as the dashboard names it; one table for every pattern. */
+async function loadSessions(db: DuckDBConnection): Promise<void> {
+  await db.run(`
+    CREATE TEMP TABLE sess AS
     SELECT session_id,
            arg_min(agent_id, kafka_offset) AS agent_id,
            CASE WHEN bool_or(event_type = 'session_end' AND status = 'error') THEN 'error'
                 WHEN bool_or(event_type = 'session_end') THEN 'completed' ELSE 'active' END AS status,
            count(*) AS event_count, max(ts) AS last_ts,
            arg_max(event_type || coalesce(' ' || CASE event_type WHEN 'tool_call' THEN tool WHEN 'llm_call' THEN model END, ''), kafka_offset) AS last_step
-    FROM ev GROUP BY session_id)`;
+    FROM ev GROUP BY session_id`);
+}
 
 async function rows(db: DuckDBConnection, sql: string): Promise<Array<Record<string, unknown>>> {
   const r = await db.runAndReadAll(sql);
@@ -94,18 +97,19 @@ async function rows(db: DuckDBConnection, sql: string): Promise<Array<Record<str
 async function retryLoops(db: DuckDBConnection, o: PatternOptions): Promise<PatternReport['retry_loops']> {
   const found = await rows(
     db,
-    `WITH ${SESSIONS},
-    calls AS (
-      SELECT session_id, agent_id, tool, status, ts, kafka_offset,
-             row_number() OVER (PARTITION BY session_id ORDER BY kafka_offset)
-               - row_number() OVER (PARTITION BY session_id, agent_id, tool ORDER BY kafka_offset) AS island
-      FROM ev WHERE event_type = 'tool_call'),
+    `WITH
     per_tool AS (
-      SELECT session_id, tool, count(*) AS calls FROM calls GROUP BY ALL),
+      SELECT session_id, tool, count(*) AS calls FROM ev WHERE event_type = 'tool_call' GROUP BY ALL),
     top_tool AS (
       -- The most called tool; a tie goes to the first name in order, so answers are stable.
       SELECT session_id, tool, calls FROM per_tool
       QUALIFY row_number() OVER (PARTITION BY session_id ORDER BY calls DESC, tool) = 1 AND calls > ${o.retryCalls}),
+    calls AS (
+      SELECT session_id, agent_id, tool, status, ts, kafka_offset,
+             row_number() OVER (PARTITION BY session_id ORDER BY kafka_offset)
+               - row_number() OVER (PARTITION BY session_id, agent_id, tool ORDER BY kafka_offset) AS island
+      -- Runs are found only in the sessions that qualify: the rest never need them.
+      FROM ev WHERE event_type = 'tool_call' AND session_id IN (SELECT session_id FROM top_tool)),
     gaps AS (
       SELECT c.session_id, c.tool, c.agent_id, c.island, c.status, c.kafka_offset,
              c.ts - lag(c.ts) OVER (PARTITION BY c.session_id, c.agent_id, c.tool, c.island ORDER BY c.kafka_offset) AS gap
@@ -144,7 +148,7 @@ async function retryLoops(db: DuckDBConnection, o: PatternOptions): Promise<Patt
 async function expensive(db: DuckDBConnection, o: PatternOptions): Promise<PatternReport['expensive']> {
   const found = await rows(
     db,
-    `WITH ${SESSIONS},
+    `WITH
     cost AS (
       SELECT e.session_id,
              sum(coalesce(e.cost_usd, (coalesce(e.input_tokens, 0) * p.input + coalesce(e.output_tokens, 0) * p.output) / 1e6, 0)) AS cost_usd
@@ -169,7 +173,7 @@ async function errorBursts(db: DuckDBConnection, o: PatternOptions): Promise<Pat
   // For each error, the errors in the window that starts at it; a session's burst is the largest.
   const found = await rows(
     db,
-    `WITH ${SESSIONS},
+    `WITH
     errs AS (
       SELECT session_id, ts FROM ev
       WHERE event_type = 'error' OR (status = 'error' AND event_type <> 'session_end')),
@@ -198,8 +202,7 @@ async function errorBursts(db: DuckDBConnection, o: PatternOptions): Promise<Pat
 async function stuck(db: DuckDBConnection, o: PatternOptions): Promise<PatternReport['stuck']> {
   const found = await rows(
     db,
-    `WITH ${SESSIONS}
-    SELECT session_id, agent_id, last_ts, last_step FROM sess
+    `SELECT session_id, agent_id, last_ts, last_step FROM sess
     WHERE status = 'active' AND last_ts <= ${o.now - o.stuckMs}
     ORDER BY last_ts DESC, session_id
     LIMIT ${o.limit + 1}`,

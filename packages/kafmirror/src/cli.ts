@@ -289,9 +289,9 @@ Examples:
 ${EXIT_HELP}`,
     );
 
-  const replicate = program.command('replicate');
-  // --source/--target are kafmirror's own (two clusters); the config file is the shared flag.
-  addSettingsOptions(replicate, { only: ['config'], describe: { config: 'JSON config file with "clusters" and a "kafmirror" section (env AGENTTRACE_CONFIG)' } })
+  // --source/--target are kafmirror's own (it talks to two clusters); --config is the shared flag.
+  const replicate = program
+    .command('replicate')
     .description(
       'Copy topics from the source to the target cluster, exactly once: each batch and the source offsets it reached are ' +
         'committed in one transaction on the target (offsets topic kafmirror.offsets.<source-alias>). Records keep key, ' +
@@ -318,7 +318,8 @@ ${EXIT_HELP}`,
     .option('--batch-linger <duration>', 'keep a transaction open this long for more records (default 0: commit each batch at once)', durationFlag('--batch-linger', { zero: true }))
     .addOption(new Option('--start-from <where>', 'where partitions without stored offsets start (default earliest)').choices(['earliest', 'latest']))
     .option('--replication-factor <n>', 'replication factor of created topics (default: the target broker default)', countFlag('--replication-factor'))
-    .option('--no-create-topics', 'do not create or grow target topics')
+    .option('--no-create-topics', 'do not create or grow target topics');
+  addSettingsOptions(replicate, { only: ['config'], describe: { config: 'JSON config file with "clusters" and a "kafmirror" section (env AGENTTRACE_CONFIG)' } })
     .option('--json', 'logs (stderr) and progress (stdout) as one JSON object per line')
     .option('-q, --quiet', 'log only warnings and errors, no progress lines')
     .option('-v, --verbose', 'also log debug details')
@@ -338,8 +339,8 @@ ${EXIT_HELP}`,
     )
     .action((flags: ReplicateFlags) => setResult(runReplicate(flags)));
 
-  const failoverCmd = program.command('failover');
-  addSettingsOptions(failoverCmd, { only: ['config'], describe: { config: 'JSON config file with "clusters" (env AGENTTRACE_CONFIG)' } })
+  const failoverCmd = program
+    .command('failover')
     .description(
       'Commit the translated offsets of consumer groups on the target cluster (from kafmirror.checkpoints.<source-alias>), ' +
         'so their consumers, pointed at the target, continue where they stopped on the source. The source is not contacted. ' +
@@ -350,7 +351,8 @@ ${EXIT_HELP}`,
     .option('--target-alias <name>', 'name of the target in messages')
     .option('--group <id...>', 'consumer group(s) to fail over; repeat or separate by commas')
     .option('--checkpoints-topic <name>', 'checkpoints topic (default kafmirror.checkpoints.<source-alias>)')
-    .option('--dry-run', 'print the offsets without committing them')
+    .option('--dry-run', 'print the offsets without committing them');
+  addSettingsOptions(failoverCmd, { only: ['config'], describe: { config: 'JSON config file with "clusters" (env AGENTTRACE_CONFIG)' } })
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',

@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import {
   AgentTraceError,
   CLI_EXIT,
   ConfigError,
+  FlagValueError,
   OptionsError,
+  addSettingsOptions,
+  countFlag,
   describeKafka,
   describeS3,
+  durationFlag,
   errorMessage,
   exitCodeForError,
   exitCodesHelp,
@@ -14,11 +18,13 @@ import {
   guardCliOutput,
   loadConfigFile,
   makeCliLogger,
-  parseCount,
-  parseDurationMs,
-  resolveSettings,
+  makeCliLoggerObject,
   sanitizeForTerminal,
+  settingsFromFlags,
+  settingsHelp,
   signalExitCode,
+  type SettingsFlagName,
+  type SettingsFlags,
 } from '@agenttrace/common';
 import { Archiver } from './archiver.js';
 import { ArchiverError } from './errors.js';
@@ -39,35 +45,21 @@ function startFailureCode(err: unknown): number {
   return EXIT_FAILED;
 }
 
-/** A shared parser (@agenttrace/common) as a commander option parser: its OptionsError becomes commander's usage error. */
-const flagParser = <T>(parse: (v: string) => T) => (v: string): T => {
-  try {
-    return parse(v);
-  } catch (err) {
-    throw new InvalidArgumentError(errorMessage(err));
-  }
-};
-const duration = (flag: string, zero = false) => flagParser((v) => parseDurationMs(v, flag, { zero }));
-const count = (flag: string, zero = false) => flagParser((v) => parseCount(v, flag, { zero }));
+/** The shared connection flags the archiver takes (Kafka and S3; no Redis). */
+const SETTINGS: readonly SettingsFlagName[] = ['brokers', 'topic', 's3Endpoint', 's3Bucket', 's3Prefix', 'config'];
 
 const SIZE_UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 const size = (flag: string) => (v: string): number => {
   const m = /^(\d+)\s*([a-z]*)$/i.exec(v.trim());
   const unit = SIZE_UNITS[(m?.[2] || 'b').toLowerCase()];
-  if (!m || unit === undefined) throw new InvalidArgumentError(`${flag} must be a size like 134217728, 128MiB or 64m`);
+  if (!m || unit === undefined) throw new FlagValueError(`${flag} must be a size like 134217728, 128MiB or 64m`);
   return Number(m[1]) * unit;
 };
 
-interface Flags {
-  brokers?: string;
-  topic?: string;
+interface Flags extends SettingsFlags {
   group?: string;
   instanceId?: string;
   dlqTopic?: string;
-  s3Endpoint?: string;
-  s3Bucket?: string;
-  s3Prefix?: string;
-  config?: string;
   rollRows?: number;
   rollBytes?: number;
   rollAge?: number;
@@ -85,7 +77,10 @@ interface Flags {
   quiet?: boolean;
 }
 
-const program = new Command('agenttrace-archiver')
+const program = addSettingsOptions(new Command('agenttrace-archiver'), {
+  only: SETTINGS,
+  describe: { topic: 'topic to archive', config: 'JSON config file; archiver settings under "archiver"' },
+})
   .description(
     'Archive agent events from Kafka to Parquet files on S3, exactly once. Files are ' +
       '<prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/part-<partition>-<firstOffset>-<lastOffset>.parquet by the hour of ' +
@@ -93,26 +88,20 @@ const program = new Command('agenttrace-archiver')
       'them is stored; invalid records go to the dead-letter topic. Runs until SIGTERM/SIGINT, then closes the ' +
       'open files, uploads them and commits.',
   )
-  .option('--brokers <list>', 'Kafka bootstrap servers, comma separated (env AGENTTRACE_BROKERS)')
-  .option('--topic <name>', 'topic to archive (env AGENTTRACE_TOPIC; default agent-events)')
   .option('--group <id>', 'consumer group (env AGENTTRACE_ARCHIVER_GROUP; default archiver)')
   .option('--instance-id <id>', 'static group member id, e.g. the pod name: a restart resumes at once (env AGENTTRACE_ARCHIVER_INSTANCE_ID)')
   .option('--dlq-topic <name>', 'dead-letter topic (default agent-events.dlq)')
-  .option('--s3-endpoint <url>', 'S3 endpoint, for S3-compatible servers (env AGENTTRACE_S3_ENDPOINT)')
-  .option('--s3-bucket <name>', 'bucket (env AGENTTRACE_S3_BUCKET; default agenttrace)')
-  .option('--s3-prefix <prefix>', 'key prefix, no leading/trailing "/" (env AGENTTRACE_S3_PREFIX; default none)')
-  .option('--config <file>', 'JSON config file; archiver settings under "archiver" (env AGENTTRACE_CONFIG)')
-  .option('--roll-rows <n>', 'roll a file after this many records (default 200000)', count('--roll-rows'))
+  .option('--roll-rows <n>', 'roll a file after this many records (default 200000)', countFlag('--roll-rows'))
   .option('--roll-bytes <size>', 'roll a file when its raw JSON reaches this size (default 128MiB)', size('--roll-bytes'))
-  .option('--roll-age <duration>', 'roll a file this long after its first record (default 5m)', duration('--roll-age'))
-  .option('--row-group-rows <n>', 'rows per Parquet row group (default 100000)', count('--row-group-rows'))
+  .option('--roll-age <duration>', 'roll a file this long after its first record (default 5m)', durationFlag('--roll-age'))
+  .option('--row-group-rows <n>', 'rows per Parquet row group (default 100000)', countFlag('--row-group-rows'))
   .addOption(new Option('--compression <codec>', 'Parquet compression (default snappy)').choices(['snappy', 'gzip', 'none']))
   .option('--multipart-threshold <size>', 'files above this size use multipart upload (default 64MiB, min 5MiB)', size('--multipart-threshold'))
-  .option('--close-timeout <duration>', 'how long shutdown waits for uploads (default 60s)', duration('--close-timeout'))
-  .option('--start-timeout <duration>', 'how long start-up retries Kafka (broker down, topic creation timing out) before exit 4 (default 5m)', duration('--start-timeout'))
-  .option('--dlq-give-up <duration>', 'skip a bad record the dead-letter topic keeps refusing after this long, 0 = never (default 15m)', duration('--dlq-give-up', true))
-  .option('--encode-workers <n>', 'worker threads that validate and encode, 0 = main thread (env AGENTTRACE_ARCHIVER_ENCODE_WORKERS; default 2)', count('--encode-workers', true))
-  .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = any free port)', flagParser((v) => parseCount(v, '--metrics-port', { zero: true, max: 65535 })))
+  .option('--close-timeout <duration>', 'how long shutdown waits for uploads (default 60s)', durationFlag('--close-timeout'))
+  .option('--start-timeout <duration>', 'how long start-up retries Kafka (broker down, topic creation timing out) before exit 4 (default 5m)', durationFlag('--start-timeout'))
+  .option('--dlq-give-up <duration>', 'skip a bad record the dead-letter topic keeps refusing after this long, 0 = never (default 15m)', durationFlag('--dlq-give-up', { zero: true }))
+  .option('--encode-workers <n>', 'worker threads that validate and encode, 0 = main thread (env AGENTTRACE_ARCHIVER_ENCODE_WORKERS; default 2)', countFlag('--encode-workers', { zero: true }))
+  .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = any free port)', countFlag('--metrics-port', { zero: true, max: 65535 }))
   .option('--metrics-host <host>', 'address of the metrics server (default 127.0.0.1)')
   .option('--json', 'log one JSON object per line')
   .option('-v, --verbose', 'also log each upload start and commit')
@@ -126,7 +115,9 @@ Examples:
   $ agenttrace-archiver --s3-endpoint http://127.0.0.1:4568 --roll-age 1m --roll-rows 50000 --json
   $ AGENTTRACE_CONFIG=archiver.json agenttrace-archiver      # {"brokers":"k:9092","archiver":{"rollAgeMs":60000}}
 
-${exitCodesHelp('agenttrace-archiver')}`,
+${exitCodesHelp('agenttrace-archiver')}
+
+${settingsHelp({ only: SETTINGS })}`,
   );
 
 function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -138,10 +129,7 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 }
 
 function buildOptions(flags: Flags, env: NodeJS.ProcessEnv): ArchiverOptions {
-  const settings = resolveSettings(
-    { brokers: flags.brokers, topic: flags.topic, s3Endpoint: flags.s3Endpoint, s3Bucket: flags.s3Bucket, s3Prefix: flags.s3Prefix, config: flags.config },
-    env,
-  );
+  const settings = settingsFromFlags(flags, env);
   const configPath = flags.config ?? env.AGENTTRACE_CONFIG;
   const file = (configPath ? loadConfigFile(configPath).archiver : undefined) as Partial<ArchiverOptions> | undefined;
   if (file !== undefined && (typeof file !== 'object' || file === null)) throw new ConfigError('CONFIG_MALFORMED', `config file ${configPath}: "archiver" must be an object`);
@@ -192,10 +180,11 @@ async function main(): Promise<number> {
     return EXIT_USAGE;
   }
   const flags = program.opts<Flags>();
+  // The command's own lines and the archiver's (through its logger option) print the same way.
   const log = makeCliLogger(flags);
   let archiver: Archiver;
   try {
-    archiver = new Archiver({ ...buildOptions(flags, process.env), log });
+    archiver = new Archiver({ ...buildOptions(flags, process.env), logger: makeCliLoggerObject(flags) });
   } catch (err) {
     if (err instanceof OptionsError || err instanceof ConfigError) {
       process.stderr.write(`agenttrace-archiver: ${err.message}\nRun agenttrace-archiver --help for the options.\n`);

@@ -1,3 +1,4 @@
+import { loggerFromHook, type Logger } from './logger.js';
 import { sanitizeForTerminal } from './terminal.js';
 
 export type CliLogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -37,4 +38,13 @@ export function makeCliLogger(flags: CliLoggerFlags, beforeWrite?: () => void): 
       .join(' ');
     process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${sanitizeForTerminal(`${message}${extra ? ` ${extra}` : ''}`, { singleLine: true })}\n`);
   };
+}
+
+/**
+ * The same lines as makeCliLogger, as common's Logger: what a command hands to a library's
+ * `logger` option. Its level follows --quiet / --verbose, so a library asking
+ * `isLevelEnabled('debug')` learns whether --verbose was given.
+ */
+export function makeCliLoggerObject(flags: CliLoggerFlags, beforeWrite?: () => void): Logger {
+  return loggerFromHook(makeCliLogger(flags, beforeWrite), { level: flags.quiet ? 'warn' : flags.verbose ? 'debug' : 'info' });
 }

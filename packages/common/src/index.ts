@@ -61,7 +61,19 @@ export {
   DLQ_TRUNCATE_BYTES,
 } from './dlq.js';
 export { resolveSettings, loadConfigFile, describeRedisUrl, ConfigError, SETTINGS_DEFAULTS } from './settings.js';
-export { SETTINGS_OPTIONS, SETTINGS_HELP, settingsFromFlags } from './cli-settings.js';
+export {
+  SETTINGS_OPTIONS,
+  SETTINGS_HELP,
+  SETTINGS_FLAG_NAMES,
+  settingsFromFlags,
+  settingsHelp,
+  addSettingsOptions,
+  flagParser,
+  durationFlag,
+  countFlag,
+  FlagValueError,
+} from './cli-settings.js';
+export type { SettingsFlagName, SettingsOptionsChoice, OptionTarget } from './cli-settings.js';
 export { MetricsHttpServer } from './metrics-server.js';
 export type { MetricsSource, HealthReport } from './metrics-server.js';
 export type { AgentTraceSettings, SettingsFlags, ConfigFile } from './settings.js';
@@ -70,9 +82,9 @@ export { CLI_EXIT, CLI_EXIT_TABLE, exitCodeForError, exitCodesHelp, kdiffExitCod
 export type { CliExitCode, CliTool } from './exit-codes.js';
 export { drained, exitWhenDrained, guardCliOutput, runCli, stdoutBroken } from './cli-exit.js';
 export type { CliOutputOptions, CliProgram } from './cli-exit.js';
-export { makeCliLogger } from './cli-logger.js';
+export { makeCliLogger, makeCliLoggerObject } from './cli-logger.js';
 export type { CliLogFn, CliLogLevel, CliLoggerFlags } from './cli-logger.js';
 export { parseCount, parseDurationMs } from './cli-parsers.js';
 export type { NumberRule } from './cli-parsers.js';
-export { LOG_LEVELS, validateLogger, hookToLogger, combineHooks } from './logger.js';
+export { LOG_LEVELS, validateLogger, hookToLogger, combineHooks, loggerFromHook, loggerLevelEnabled } from './logger.js';
 export type { Logger, LogLevel, LogMethod, LogHook } from './logger.js';

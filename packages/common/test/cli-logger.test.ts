@@ -1,6 +1,6 @@
 /** The one logger of the long-running commands (#15): levels, JSON lines, terminal-safe text. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { makeCliLogger } from '../src/index.js';
+import { makeCliLogger, makeCliLoggerObject } from '../src/index.js';
 
 function capture(): string[] {
   const lines: string[] = [];
@@ -44,5 +44,19 @@ describe('makeCliLogger', () => {
     log('info', 'hidden');
     log('error', 'shown');
     expect(before).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('makeCliLoggerObject', () => {
+  it('writes the same lines as a Logger whose level follows --quiet and --verbose', () => {
+    const lines = capture();
+    const quiet = makeCliLoggerObject({ quiet: true });
+    quiet.info('hidden');
+    quiet.warn({ topic: 't' }, 'shown');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/ warn  shown topic=t\n$/);
+    expect(quiet.isLevelEnabled?.('info')).toBe(false);
+    expect(makeCliLoggerObject({ verbose: true }).isLevelEnabled?.('debug')).toBe(true);
+    expect(makeCliLoggerObject({}).isLevelEnabled?.('debug')).toBe(false);
   });
 });

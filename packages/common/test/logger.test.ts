@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LOG_LEVELS, OptionsError, combineHooks, hookToLogger, validateLogger, type Logger } from '../src/index.js';
+import { LOG_LEVELS, OptionsError, combineHooks, hookToLogger, loggerFromHook, loggerLevelEnabled, validateLogger, type Logger } from '../src/index.js';
 
 /** A logger recording its calls the way pino's methods are called: (fields, msg) or (msg). */
 function recorder(): { logger: Logger; lines: unknown[][] } {
@@ -43,5 +43,46 @@ describe('logger', () => {
     both('error', 'x');
     expect(seen).toEqual(['a:error:x', 'b:error:x']);
     expect(combineHooks(undefined)).toBeUndefined();
+  });
+});
+
+describe('loggerFromHook', () => {
+  it('calls the hook with the level, message and fields of pino-style calls; trace as debug, fatal as error', () => {
+    const seen: unknown[][] = [];
+    const logger = loggerFromHook((level, message, fields) => seen.push([level, message, fields]));
+    logger.warn({ source: 'redis' }, 'switching to kafka');
+    logger.info('plain');
+    logger.trace('fine');
+    logger.fatal({ code: 'X' }, 'gone');
+    expect(seen).toEqual([
+      ['warn', 'switching to kafka', { source: 'redis' }],
+      ['info', 'plain', undefined],
+      ['debug', 'fine', undefined],
+      ['error', 'gone', { code: 'X' }],
+    ]);
+    expect(validateLogger(logger, 'options.logger')).toBe(logger);
+  });
+
+  it('drops lines below its level and says so to callers that ask', () => {
+    const seen: string[] = [];
+    const logger = loggerFromHook((_l, m) => seen.push(m), { level: 'info' });
+    logger.debug('detail');
+    logger.info('kept');
+    expect(seen).toEqual(['kept']);
+    expect(loggerLevelEnabled(logger, 'debug')).toBe(false);
+    expect(loggerLevelEnabled(logger, 'warn')).toBe(true);
+    expect(() => loggerFromHook(() => undefined, { level: 'loud' as 'info' })).toThrow(OptionsError);
+  });
+});
+
+describe('loggerLevelEnabled', () => {
+  it("asks pino's isLevelEnabled, else reads its level, else does not know", () => {
+    const { logger } = recorder();
+    expect(loggerLevelEnabled(logger, 'debug')).toBeUndefined();
+    expect(loggerLevelEnabled(undefined, 'debug')).toBeUndefined();
+    expect(loggerLevelEnabled({ ...logger, level: 'debug' }, 'debug')).toBe(true);
+    expect(loggerLevelEnabled({ ...logger, level: 'info' }, 'debug')).toBe(false);
+    expect(loggerLevelEnabled({ ...logger, level: 'silent' }, 'fatal')).toBe(false);
+    expect(loggerLevelEnabled({ ...logger, level: 'info', isLevelEnabled: (l) => l === 'debug' }, 'debug')).toBe(true);
   });
 });

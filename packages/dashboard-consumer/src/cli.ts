@@ -1,6 +1,25 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { AgentTraceError, CLI_EXIT, OptionsError, errorMessage, exitCodeForError, exitCodesHelp, exitWhenDrained, guardCliOutput, loadConfigFile, parseCount, resolveSettings, sanitizeForTerminal, signalExitCode } from '@agenttrace/common';
+import { Command, CommanderError } from 'commander';
+import {
+  AgentTraceError,
+  CLI_EXIT,
+  FlagValueError,
+  OptionsError,
+  addSettingsOptions,
+  countFlag,
+  errorMessage,
+  exitCodeForError,
+  exitCodesHelp,
+  exitWhenDrained,
+  guardCliOutput,
+  loadConfigFile,
+  sanitizeForTerminal,
+  settingsFromFlags,
+  settingsHelp,
+  signalExitCode,
+  type SettingsFlagName,
+  type SettingsFlags,
+} from '@agenttrace/common';
 import { loadPriceTable, type PriceTable } from '@agenttrace/contract';
 import { DashboardConsumer } from './consumer.js';
 import { DEFAULT_GROUP, DEFAULT_METRICS_PORT, type AlertRuleOptions, type DashboardConsumerOptions, type LogEntry } from './options.js';
@@ -17,17 +36,15 @@ export const EXIT = {
   INTERRUPTED: CLI_EXIT.SIGINT,
 } as const;
 
-interface Flags {
-  brokers?: string;
-  topic?: string;
+/** The shared connection flags the dashboard consumer takes (Kafka and Redis; no S3). */
+const SETTINGS: readonly SettingsFlagName[] = ['brokers', 'topic', 'redisUrl', 'redisPrefix', 'config'];
+
+interface Flags extends SettingsFlags {
   group?: string;
-  redisUrl?: string;
-  redisPrefix?: string;
   dlqTopic?: string;
   alertsTopic?: string;
   metricsPort?: number | false;
   metricsHost?: string;
-  config?: string;
   instanceId?: string;
   from?: 'earliest' | 'latest';
   resetPositions?: 'earliest' | 'latest' | 'committed';
@@ -47,31 +64,22 @@ interface Flags {
   quiet?: boolean;
 }
 
-/** A shared parser (@agenttrace/common) as a commander option parser: its OptionsError becomes commander's usage error. */
-const flagParser = <T>(parse: (v: string) => T) => (v: string): T => {
-  try {
-    return parse(v);
-  } catch (err) {
-    throw new InvalidArgumentError(errorMessage(err));
-  }
-};
-const count = (flag: string, zero = false) => flagParser((v) => parseCount(v, flag, { zero }));
 const numberOrOff = (name: string, integer: boolean) => (v: string) => {
   if (v === 'off') return false;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new InvalidArgumentError(`${name} must be ${integer ? 'a whole number' : 'a number'} or "off"`);
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new FlagValueError(`${name} must be ${integer ? 'a whole number' : 'a number'} or "off"`);
   return n;
 };
 const portOrOff = (v: string) => {
   if (v === 'off') return false;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port from 0 to 65535, or "off"');
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new FlagValueError('must be a port from 0 to 65535, or "off"');
   return n;
 };
 const burst = (v: string) => {
   if (v === 'off') return false;
   const m = /^(\d+)\/(\d+)s?$/.exec(v);
-  if (!m) throw new InvalidArgumentError('must be COUNT/SECONDS (e.g. 5/60) or "off"');
+  if (!m) throw new FlagValueError('must be COUNT/SECONDS (e.g. 5/60) or "off"');
   return { count: Number(m[1]), windowMs: Number(m[2]) * 1000 };
 };
 
@@ -85,7 +93,7 @@ function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
 
 /** flag > environment > config file ("dashboard" section) > default, like every agenttrace command. */
 export function buildOptions(flags: Flags, env: NodeJS.ProcessEnv = process.env): DashboardConsumerOptions {
-  const settings = resolveSettings({ brokers: flags.brokers, topic: flags.topic, redisUrl: flags.redisUrl, redisPrefix: flags.redisPrefix, config: flags.config }, env);
+  const settings = settingsFromFlags(flags, env);
   const configPath = flags.config ?? env.AGENTTRACE_CONFIG;
   const file = configPath ? loadConfigFile(configPath) : {};
   const section = (typeof file.dashboard === 'object' && file.dashboard !== null ? file.dashboard : {}) as DashboardConsumerOptions;
@@ -134,32 +142,30 @@ function pricesFrom(value: unknown): PriceTable | false | undefined {
 }
 
 function program(): Command {
-  return new Command('agenttrace-dashboard')
+  return addSettingsOptions(new Command('agenttrace-dashboard'), {
+    only: SETTINGS,
+    describe: { redisUrl: 'Redis the timelines are written to', config: 'JSON config file; dashboard options go in its "dashboard" object' },
+  })
     .description(
       'Consume agent events and keep Redis current for live views (kshark top/replay, dashboards):\n' +
         'per-session timelines, metadata and indexes, exactly once; streaming alerts; Prometheus metrics.',
     )
-    .option('--brokers <list>', 'Kafka bootstrap servers, host:port[,host:port] (env AGENTTRACE_BROKERS)')
-    .option('--topic <name>', 'topic of agent events (env AGENTTRACE_TOPIC; default agent-events)')
     .option('--group <id>', `consumer group (env AGENTTRACE_DASHBOARD_GROUP; default ${DEFAULT_GROUP})`)
-    .option('--redis-url <url>', 'Redis URL (env AGENTTRACE_REDIS_URL; default redis://127.0.0.1:6379)')
-    .option('--redis-prefix <prefix>', 'prefix of every Redis key (env AGENTTRACE_REDIS_PREFIX; default agenttrace:)')
     .option('--dlq-topic <name>', 'dead-letter topic (env AGENTTRACE_DLQ_TOPIC; default agent-events.dlq)')
     .option('--alerts-topic <name>', 'alerts topic (env AGENTTRACE_ALERTS_TOPIC; default agent-alerts)')
     .option('--metrics-port <port|off>', `port of /metrics and /healthz, 0 = any free port (env AGENTTRACE_METRICS_PORT; default ${DEFAULT_METRICS_PORT})`, portOrOff)
     .option('--metrics-host <addr>', 'address the metrics server listens on (default 127.0.0.1; 0.0.0.0 in a container)')
-    .option('--config <file>', 'JSON config file; dashboard options go in its "dashboard" object (env AGENTTRACE_CONFIG)')
     .option('--instance-id <id>', 'static group membership id: a restart takes its partitions back without a rebalance')
     .option('--from <where>', 'start of a partition Redis has no offset for: earliest or latest (default earliest)', (v: string) => {
-      if (v !== 'earliest' && v !== 'latest') throw new InvalidArgumentError('must be earliest or latest');
+      if (v !== 'earliest' && v !== 'latest') throw new FlagValueError('must be earliest or latest');
       return v;
     })
     .option('--reset-positions <where>', "when the offsets in Redis belong to another cluster or topic id: drop them and start at earliest, latest or committed (the group's offsets on this cluster, e.g. after kafmirror failover); default: refuse to start, exit 10", (v: string) => {
-      if (v !== 'earliest' && v !== 'latest' && v !== 'committed') throw new InvalidArgumentError('must be earliest, latest or committed');
+      if (v !== 'earliest' && v !== 'latest' && v !== 'committed') throw new FlagValueError('must be earliest, latest or committed');
       return v;
     })
-    .option('--ttl-days <days>', 'days a session stays in Redis after its last event (default 30)', count('--ttl-days'))
-    .option('--batch-size <n>', 'most records per atomic Redis write (default 2000)', count('--batch-size'))
+    .option('--ttl-days <days>', 'days a session stays in Redis after its last event (default 30)', countFlag('--ttl-days'))
+    .option('--batch-size <n>', 'most records per atomic Redis write (default 2000)', countFlag('--batch-size'))
     .option('--cost-threshold <usd|off>', 'alert when a session costs more than this (default 10)', numberOrOff('--cost-threshold', false))
     .option('--max-tool-calls <n|off>', 'alert when one tool is called more than n times in a session (default 50)', numberOrOff('--max-tool-calls', true))
     .option('--error-burst <count/seconds|off>', 'alert on this many errors within this many seconds (default 5/60)', burst)
@@ -167,8 +173,8 @@ function program(): Command {
     .option('--prices <file|off>', 'model price table (JSON, USD per million tokens) for LLM calls recorded without a cost (env AGENTTRACE_PRICES; default: the shipped table, see docs/dashboard-consumer.md)')
     .option('--webhook-url <url>', 'Slack-compatible webhook for alerts (env AGENTTRACE_ALERT_WEBHOOK_URL; never printed)')
     .option('--no-alerts', 'turn every alert rule off')
-    .option('--start-timeout <seconds>', 'how long startup waits for Redis and Kafka (default 30)', count('--start-timeout'))
-    .option('--status-interval <seconds>', 'print a status line this often, 0 = never (default 60)', count('--status-interval', true))
+    .option('--start-timeout <seconds>', 'how long startup waits for Redis and Kafka (default 30)', countFlag('--start-timeout'))
+    .option('--status-interval <seconds>', 'print a status line this often, 0 = never (default 60)', countFlag('--status-interval', { zero: true }))
     .option('--json', 'print log and status lines as JSON')
     .option('--verbose', 'also print debug lines')
     .option('--quiet', 'print warnings and errors only')
@@ -184,7 +190,9 @@ Examples:
 Run several instances with the same --group to share the partitions; each applies its records
 to Redis exactly once, so rebalances and crashes neither lose nor duplicate events.
 
-${exitCodesHelp('agenttrace-dashboard')}`,
+${exitCodesHelp('agenttrace-dashboard')}
+
+${settingsHelp({ only: SETTINGS })}`,
     )
     .showHelpAfterError()
     .exitOverride();

@@ -1,6 +1,25 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { AgentTraceError, CLI_EXIT, ConfigError, OptionsError, describeKafka, errorMessage, exitCodesHelp, exitWhenDrained, guardCliOutput, makeCliLogger, parseCount, parseDurationMs, sanitizeForTerminal } from '@agenttrace/common';
+import { Command, Option } from 'commander';
+import {
+  AgentTraceError,
+  CLI_EXIT,
+  ConfigError,
+  FlagValueError,
+  OptionsError,
+  addSettingsOptions,
+  countFlag,
+  describeKafka,
+  durationFlag,
+  errorMessage,
+  exitCodesHelp,
+  exitWhenDrained,
+  guardCliOutput,
+  loggerLevelEnabled,
+  makeCliLogger,
+  makeCliLoggerObject,
+  parseDurationMs,
+  sanitizeForTerminal,
+} from '@agenttrace/common';
 import { loadKafmirrorConfig, resolveCluster, type KafmirrorConfigFile } from './clusters.js';
 import { EXIT_CODES, exitCodeFor } from './errors.js';
 import { failover } from './failover.js';
@@ -9,16 +28,6 @@ import type { LagSnapshot } from './lag.js';
 import type { NamingPolicy, ReplicatorOptions } from './options.js';
 import { Replicator } from './replicator.js';
 
-/** A shared parser (@agenttrace/common) as a commander option parser: its OptionsError becomes commander's usage error. */
-const flagParser = <T>(parse: (v: string) => T) => (v: string): T => {
-  try {
-    return parse(v);
-  } catch (err) {
-    throw new InvalidArgumentError(errorMessage(err));
-  }
-};
-const duration = (flag: string, zero = false) => flagParser((v) => parseDurationMs(v, flag, { zero }));
-const count = (flag: string, zero = false) => flagParser((v) => parseCount(v, flag, { zero }));
 const list = (v: string | string[] | undefined): string[] | undefined =>
   v === undefined ? undefined : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean);
 
@@ -153,12 +162,16 @@ async function runReplicate(flags: ReplicateFlags): Promise<number> {
       progressShown = false;
     }
   };
+  // The command's own lines and the replicator's (through its logger option) print the same way;
+  // --verbose is the logger's level, which also decides the per-transaction debug lines.
   const log = makeCliLogger(flags, clearProgress);
+  const logger = makeCliLoggerObject(flags, clearProgress);
   let replicator: Replicator;
   try {
-    replicator = new Replicator({ ...replicateOptions(flags, process.env), log, debug: flags.verbose === true });
+    // debug is passed as well because the replicator reads that option as given, not resolved.
+    replicator = new Replicator({ ...replicateOptions(flags, process.env), logger, debug: loggerLevelEnabled(logger, 'debug') === true });
   } catch (err) {
-    if (err instanceof OptionsError || err instanceof ConfigError || err instanceof InvalidArgumentError) {
+    if (err instanceof OptionsError || err instanceof ConfigError || err instanceof FlagValueError) {
       process.stderr.write(`kafmirror: ${err.message}\nRun kafmirror replicate --help for the options.\n`);
       return EXIT_CODES.usage;
     }
@@ -277,7 +290,8 @@ Examples:
 ${EXIT_HELP}`,
     );
 
-  program
+  // --source/--target are kafmirror's own (it talks to two clusters); --config is the shared flag.
+  const replicate = program
     .command('replicate')
     .description(
       'Copy topics from the source to the target cluster, exactly once: each batch and the source offsets it reached are ' +
@@ -293,20 +307,20 @@ ${EXIT_HELP}`,
     .option('--topics-regex <regex>', 'mirror every topic whose whole name matches, including ones created later')
     .addOption(new Option('--naming <policy>', 'target topic names: keep them, or prefix them with "<source-alias>." (default keep)').choices(['keep', 'prefix']))
     .option('--groups <list>', 'consumer groups whose offsets are translated for failover, comma separated')
-    .option('--lag-threshold <duration>', 'alert when the lag of a partition exceeds this, e.g. 10s', duration('--lag-threshold'))
+    .option('--lag-threshold <duration>', 'alert when the lag of a partition exceeds this, e.g. 10s', durationFlag('--lag-threshold'))
     .option('--webhook <url>', 'POST alerts and recoveries as JSON to this URL (needs --lag-threshold)')
-    .option('--metrics-port <port>', 'serve Prometheus metrics on /metrics (0 = any free port)', flagParser((v) => parseCount(v, '--metrics-port', { zero: true, max: 65535 })))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on /metrics (0 = any free port)', countFlag('--metrics-port', { zero: true, max: 65535 }))
     .option('--metrics-host <host>', 'address of the metrics server (default 127.0.0.1)')
     .option('--instance-id <id>', 'part of the transactional id; a second process with the same id fences this one (default "default")')
-    .option('--checkpoint-interval <duration>', 'how often group offsets are translated (default 5s)', duration('--checkpoint-interval'))
-    .option('--refresh-interval <duration>', 'how often new topics and partitions are looked for (default 30s)', duration('--refresh-interval'))
-    .option('--progress-interval <duration>', 'how often progress and lag are printed (default 5s)', duration('--progress-interval'))
-    .option('--max-batch <n>', 'most records per transaction (default 5000)', count('--max-batch'))
-    .option('--batch-linger <duration>', 'keep a transaction open this long for more records (default 0: commit each batch at once)', duration('--batch-linger', true))
+    .option('--checkpoint-interval <duration>', 'how often group offsets are translated (default 5s)', durationFlag('--checkpoint-interval'))
+    .option('--refresh-interval <duration>', 'how often new topics and partitions are looked for (default 30s)', durationFlag('--refresh-interval'))
+    .option('--progress-interval <duration>', 'how often progress and lag are printed (default 5s)', durationFlag('--progress-interval'))
+    .option('--max-batch <n>', 'most records per transaction (default 5000)', countFlag('--max-batch'))
+    .option('--batch-linger <duration>', 'keep a transaction open this long for more records (default 0: commit each batch at once)', durationFlag('--batch-linger', { zero: true }))
     .addOption(new Option('--start-from <where>', 'where partitions without stored offsets start (default earliest)').choices(['earliest', 'latest']))
-    .option('--replication-factor <n>', 'replication factor of created topics (default: the target broker default)', count('--replication-factor'))
-    .option('--no-create-topics', 'do not create or grow target topics')
-    .option('--config <file>', 'JSON config file with "clusters" and a "kafmirror" section (env AGENTTRACE_CONFIG)')
+    .option('--replication-factor <n>', 'replication factor of created topics (default: the target broker default)', countFlag('--replication-factor'))
+    .option('--no-create-topics', 'do not create or grow target topics');
+  addSettingsOptions(replicate, { only: ['config'], describe: { config: 'JSON config file with "clusters" and a "kafmirror" section (env AGENTTRACE_CONFIG)' } })
     .option('--json', 'logs (stderr) and progress (stdout) as one JSON object per line')
     .option('-q, --quiet', 'log only warnings and errors, no progress lines')
     .option('-v, --verbose', 'also log debug details')
@@ -326,7 +340,7 @@ ${EXIT_HELP}`,
     )
     .action((flags: ReplicateFlags) => setResult(runReplicate(flags)));
 
-  program
+  const failoverCmd = program
     .command('failover')
     .description(
       'Commit the translated offsets of consumer groups on the target cluster (from kafmirror.checkpoints.<source-alias>), ' +
@@ -338,8 +352,8 @@ ${EXIT_HELP}`,
     .option('--target-alias <name>', 'name of the target in messages')
     .option('--group <id...>', 'consumer group(s) to fail over; repeat or separate by commas')
     .option('--checkpoints-topic <name>', 'checkpoints topic (default kafmirror.checkpoints.<source-alias>)')
-    .option('--dry-run', 'print the offsets without committing them')
-    .option('--config <file>', 'JSON config file with "clusters" (env AGENTTRACE_CONFIG)')
+    .option('--dry-run', 'print the offsets without committing them');
+  addSettingsOptions(failoverCmd, { only: ['config'], describe: { config: 'JSON config file with "clusters" (env AGENTTRACE_CONFIG)' } })
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',

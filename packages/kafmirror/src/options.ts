@@ -1,4 +1,4 @@
-import { OptionsError, combineHooks, hookToLogger, validateKafkaConnection, validateLogger, type KafkaConnectionOptions, type Logger } from '@agenttrace/common';
+import { OptionsError, combineHooks, hookToLogger, loggerLevelEnabled, validateKafkaConnection, validateLogger, type KafkaConnectionOptions, type Logger } from '@agenttrace/common';
 
 /** How a source topic is named on the target, like MirrorMaker 2's replication policies. */
 export type NamingPolicy = 'keep' | 'prefix';
@@ -53,7 +53,11 @@ export interface ReplicatorOptions {
   log?: LogFn;
   /** A pino-compatible logger (`logger.info(fields, msg)`, levels trace..fatal) receiving the same lines as `log`; both may be given. */
   logger?: Logger;
-  /** Log every transaction (records and timings) at debug level. */
+  /**
+   * Log every transaction (records and timings) at debug level.
+   * @deprecated Give a `logger` at debug level (pino's `level: 'debug'`, `kafmirror replicate
+   * --verbose`): its level decides. Still honoured when given: true or false wins over the level.
+   */
   debug?: boolean;
 }
 
@@ -75,7 +79,12 @@ export const REPLICATOR_DEFAULTS = {
 export type ResolvedReplicatorOptions = Required<
   Omit<ReplicatorOptions, 'topics' | 'topicsRegex' | 'lagThresholdMs' | 'webhookUrl' | 'metricsPort' | 'log' | 'logger' | 'debug'>
 > &
-  Pick<ReplicatorOptions, 'topics' | 'topicsRegex' | 'lagThresholdMs' | 'webhookUrl' | 'metricsPort'> & { log: LogFn; topicPattern?: RegExp };
+  Pick<ReplicatorOptions, 'topics' | 'topicsRegex' | 'lagThresholdMs' | 'webhookUrl' | 'metricsPort'> & {
+    log: LogFn;
+    topicPattern?: RegExp;
+    /** Whether each transaction is logged at debug level: `debug` when given, else whether the logger writes debug lines. */
+    debug: boolean;
+  };
 
 const ALIAS = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
@@ -149,6 +158,8 @@ export function resolveReplicatorOptions(o: ReplicatorOptions): ResolvedReplicat
     if (o.lagThresholdMs === undefined) throw new OptionsError('options.webhookUrl', 'needs options.lagThresholdMs (--lag-threshold): alerts are what it receives');
   }
   if (o.metricsPort !== undefined) intIn('options.metricsPort', o.metricsPort, 0, 65_535);
+  if (o.debug !== undefined && typeof o.debug !== 'boolean') throw new OptionsError('options.debug', `must be true or false, got ${JSON.stringify(o.debug)}`);
+  const logger = o.logger === undefined ? undefined : validateLogger(o.logger, 'options.logger');
   return {
     source,
     target,
@@ -174,7 +185,9 @@ export function resolveReplicatorOptions(o: ReplicatorOptions): ResolvedReplicat
     lagIntervalMs,
     metricsPort: o.metricsPort,
     metricsHost: o.metricsHost ?? REPLICATOR_DEFAULTS.metricsHost,
-    log: combineHooks(o.logger === undefined ? undefined : hookToLogger(validateLogger(o.logger, 'options.logger')), o.log) ?? noLog,
+    log: combineHooks(logger === undefined ? undefined : hookToLogger(logger), o.log) ?? noLog,
+    // A logger that does not say its level (and the log hook, which has none) keeps them off, as before.
+    debug: o.debug ?? loggerLevelEnabled(logger, 'debug') ?? false,
   };
 }
 

@@ -28,3 +28,19 @@ describe('options.logger', () => {
     expect(() => resolveReplicatorOptions({ ...base, logger: { info() {} } as never })).toThrow(/options\.logger/);
   });
 });
+
+describe('options.debug (deprecated) and the logger level', () => {
+  it('per-transaction debug lines follow the logger level; an explicit debug still wins', () => {
+    const lines: unknown[][] = [];
+    const at = (level: string): Logger => ({ ...recorder(lines), level });
+    expect(resolveReplicatorOptions({ ...base, logger: at('debug') }).debug).toBe(true);
+    expect(resolveReplicatorOptions({ ...base, logger: at('info') }).debug).toBe(false);
+    expect(resolveReplicatorOptions({ ...base, logger: { ...recorder(lines), isLevelEnabled: (l: string) => l !== 'trace' } }).debug).toBe(true);
+    expect(resolveReplicatorOptions({ ...base, logger: at('debug'), debug: false }).debug).toBe(false);
+    expect(resolveReplicatorOptions({ ...base, debug: true }).debug).toBe(true);
+    // No level to go by (a plain logger, the log hook, nothing): off, as before the logger existed.
+    expect(resolveReplicatorOptions({ ...base, logger: recorder(lines) }).debug).toBe(false);
+    expect(resolveReplicatorOptions(base).debug).toBe(false);
+    expect(() => resolveReplicatorOptions({ ...base, debug: 'yes' as never })).toThrow(/options\.debug must be true or false/);
+  });
+});

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { errorMessage, exitWhenDrained, guardCliOutput, OptionsError, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';
+import { addSettingsOptions, errorMessage, exitWhenDrained, guardCliOutput, OptionsError, SETTINGS_HELP, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings, type SettingsFlags } from '@agenttrace/common';
 import { EVENT_TYPES, type AgentEvent, type EventType } from '@agenttrace/contract';
 import { SessionReader, type SessionReadResult } from '@agenttrace/sessions';
 import { compareExpected, compareSessions, type Comparison } from './compare.js';
@@ -15,15 +15,7 @@ import { makeChalk, renderComparison, type View } from './render.js';
 const SOURCES = ['auto', 'redis', 'kafka', 'archive'] as const;
 type Source = (typeof SOURCES)[number];
 
-interface SharedFlags {
-  brokers?: string;
-  topic?: string;
-  redisUrl?: string;
-  redisPrefix?: string;
-  s3Endpoint?: string;
-  s3Bucket?: string;
-  s3Prefix?: string;
-  config?: string;
+interface SharedFlags extends SettingsFlags {
   source: Source;
   timeout: string;
   color?: boolean;
@@ -55,8 +47,7 @@ interface SnapshotFlags extends SharedFlags, FilterFlags {
 const collect = (value: string, previous: string[]): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
 function shared(cmd: Command): Command {
-  for (const [flags, description] of SETTINGS_OPTIONS) cmd.option(flags, description);
-  return cmd
+  return addSettingsOptions(cmd)
     .addOption(new Option('--source <source>', 'where to read sessions from (auto tries redis, kafka, archive)').choices([...SOURCES]).default('auto'))
     .option('--timeout <ms>', 'how long to wait for Kafka / Redis to answer', '10000')
     .option('--color', 'force colors')

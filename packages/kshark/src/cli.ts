@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { createS3Client, errorMessage, exitWhenDrained, guardCliOutput, parseTimeExpression, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings } from '@agenttrace/common';
+import { addSettingsOptions, createS3Client, errorMessage, exitWhenDrained, guardCliOutput, parseTimeExpression, SETTINGS_HELP, settingsFromFlags, sanitizeForTerminal, type AgentTraceSettings, type SettingsFlags } from '@agenttrace/common';
 import type { EventType } from '@agenttrace/contract';
 import { SESSION_SORTS, SessionReader, type ListSessionsOptions, type SessionSort, type SessionStatus } from '@agenttrace/sessions';
 import { EXIT, EXIT_CODES_HELP, UsageError, exitCodeFor } from './errors.js';
@@ -13,21 +13,12 @@ import { findArchivePatterns } from './archive-patterns.js';
 import { archiveCacheDir, fetchArchiveFiles } from './archive-cache.js';
 
 
-interface SharedFlags {
-  brokers?: string;
-  topic?: string;
-  redisUrl?: string;
-  redisPrefix?: string;
-  s3Endpoint?: string;
-  s3Bucket?: string;
-  s3Prefix?: string;
-  config?: string;
+interface SharedFlags extends SettingsFlags {
   color?: boolean;
 }
 
 function shared(cmd: Command): Command {
-  for (const [flags, description] of SETTINGS_OPTIONS) cmd.option(flags, description);
-  return cmd
+  return addSettingsOptions(cmd)
     .option('--color', 'force colors')
     .option('--no-color', 'no colors (also when NO_COLOR is set)');
 }

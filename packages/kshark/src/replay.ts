@@ -1,4 +1,4 @@
-import type { AgentTraceSettings } from '@agenttrace/common';
+import { loggerFromHook, type AgentTraceSettings } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { SessionReader, type SessionReaderOptions, type SessionReadResult, type SessionSourceName } from '@agenttrace/sessions';
 import { replayJson, safeJson } from './json-output.js';
@@ -59,7 +59,8 @@ export async function runReplay(req: ReplayRequest): Promise<void> {
       if (!req.follow || followStop.signal.aborted) return;
       await reader.follow(req.sessionId, (evs) => onNew(evs.filter(inWindow)), followStop.signal, {
         cursor: result.cursor,
-        onWarning: (w) => req.stderr.write(`${c.yellow(`warning: ${safe(w)}`)}\n`),
+        // Only the message: the session id is the one being replayed.
+        logger: loggerFromHook((_level, w) => req.stderr.write(`${c.yellow(`warning: ${safe(w)}`)}\n`), { level: 'warn' }),
       });
     };
 

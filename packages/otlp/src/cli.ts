@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { AgentTraceError, OptionsError, makeCliLogger, runCli, SETTINGS_HELP, SETTINGS_OPTIONS, describeKafka, errorMessage, sanitizeForTerminal, settingsFromFlags } from '@agenttrace/common';
+import { AgentTraceError, OptionsError, addSettingsOptions, makeCliLogger, runCli, SETTINGS_HELP, describeKafka, errorMessage, sanitizeForTerminal, settingsFromFlags, type SettingsFlags } from '@agenttrace/common';
 import { SessionNotFoundError, SessionReader } from '@agenttrace/sessions';
 import { EXIT, EXIT_CODES_HELP } from './errors.js';
 import { exportEvents } from './export.js';
@@ -9,10 +9,8 @@ import { OtlpForwarder } from './forwarder.js';
 import type { ModelPrice } from './options.js';
 import { OtlpReceiver } from './receiver.js';
 
-interface ServeFlags {
+interface ServeFlags extends SettingsFlags {
   dedupeRedis?: boolean;
-  redisUrl?: string;
-  redisPrefix?: string;
   host: string;
   port: string;
   grpcPort: string;
@@ -20,12 +18,6 @@ interface ServeFlags {
   token?: string;
   maxBodyBytes?: string;
   pricing?: string;
-  brokers?: string;
-  topic?: string;
-  s3Endpoint?: string;
-  s3Bucket?: string;
-  s3Prefix?: string;
-  config?: string;
 }
 
 function intFlag(value: string | undefined, flag: string): number | undefined {
@@ -75,19 +67,11 @@ async function serve(flags: ServeFlags): Promise<void> {
   );
 }
 
-interface ExportFlags {
+interface ExportFlags extends SettingsFlags {
   endpoint?: string;
   header?: string[];
   serviceName?: string;
   source: 'auto' | 'redis' | 'kafka' | 'archive';
-  brokers?: string;
-  topic?: string;
-  redisUrl?: string;
-  redisPrefix?: string;
-  s3Endpoint?: string;
-  s3Bucket?: string;
-  s3Prefix?: string;
-  config?: string;
 }
 
 function headerList(value: string, previous: string[] = []): string[] {
@@ -130,7 +114,10 @@ async function exportSession(sessionId: string, flags: ExportFlags): Promise<voi
   }
 }
 
-interface ForwardFlags {
+/** The shared connection flags of forward: Kafka, and S3 for offloaded payloads (no Redis). */
+type ForwardSettingsFlags = Pick<SettingsFlags, 'brokers' | 'topic' | 's3Endpoint' | 's3Bucket' | 'config'>;
+
+interface ForwardFlags extends ForwardSettingsFlags {
   endpoint?: string;
   header?: string[];
   serviceName?: string;
@@ -144,11 +131,6 @@ interface ForwardFlags {
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
-  brokers?: string;
-  topic?: string;
-  s3Endpoint?: string;
-  s3Bucket?: string;
-  config?: string;
 }
 
 async function forward(flags: ForwardFlags): Promise<void> {
@@ -214,7 +196,7 @@ function program(): Command {
     .option('--max-body-bytes <n>', 'largest request body, compressed or not (default 16 MiB)')
     .option('--pricing <file>', 'JSON file {"model": {"inputPerMillion": n, "outputPerMillion": n}} for cost of LLM calls')
     .option('--dedupe-redis', 'remember written span ids in Redis (--redis-url, --redis-prefix): retries are recognised across restarts and receivers');
-  for (const [f, d] of SETTINGS_OPTIONS) serveCmd.option(f, d);
+  addSettingsOptions(serveCmd);
   serveCmd.action(serve);
 
   const exportCmd = p
@@ -225,7 +207,7 @@ function program(): Command {
     .option('--header <name=value>', 'request header, repeatable (or OTEL_EXPORTER_OTLP_HEADERS)', headerList)
     .option('--service-name <name>', 'resource service.name of the spans', 'agenttrace')
     .option('--source <source>', 'where to read the session: auto, redis, kafka, archive', 'auto');
-  for (const [f, d] of SETTINGS_OPTIONS) exportCmd.option(f, d);
+  addSettingsOptions(exportCmd);
   exportCmd.action(exportSession);
 
   const forwardCmd = p
@@ -250,7 +232,7 @@ function program(): Command {
       'after',
       `\nExamples:\n  agenttrace-otlp forward --endpoint http://127.0.0.1:4318\n  OTEL_EXPORTER_OTLP_ENDPOINT=https://cloud.langfuse.com/api/public/otel OTEL_EXPORTER_OTLP_HEADERS="Authorization=Basic%20..." agenttrace-otlp forward --group langfuse-export\n  agenttrace-otlp forward --endpoint http://tempo:4318 --start-from latest --no-dlq\n\nSIGTERM or SIGINT stops reading, lets the requests in progress get their answers (up to 15 s; a failed one\nis not retried but left for the next start), commits what the backend took and exits.\nRetries: 408, 429, 5xx and unreachable endpoints are retried with backoff, honouring Retry-After; 401, 403\nand 404 too (fix the token or URL: nothing is skipped meanwhile). Other 4xx refuse the content: the\nrequest is split until the refused spans are alone, and their records go to the dead-letter topic.`,
     );
-  for (const [f, d] of SETTINGS_OPTIONS.filter(([f]) => /^--(brokers|topic|s3-endpoint|s3-bucket|config)\b/.test(f))) forwardCmd.option(f, d);
+  addSettingsOptions(forwardCmd, { only: ['brokers', 'topic', 's3Endpoint', 's3Bucket', 'config'] });
   forwardCmd.action(forward);
   return p;
 }

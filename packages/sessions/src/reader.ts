@@ -1,5 +1,5 @@
 import type { AgentTraceSettings } from '@agenttrace/common';
-import { OptionsError, restoreOffloads } from '@agenttrace/common';
+import { OptionsError, restoreOffloads, validateLogger, type Logger } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { ArchiveSource } from './archive-source.js';
 import { SourceConnections } from './connections.js';
@@ -15,8 +15,29 @@ export interface FollowOptions {
   /** Continue after a read (from its result); without it, follow starts at the current end. */
   cursor?: SessionCursor;
   restoreOffloads?: boolean;
-  /** Called when follow switches source or a fetch fails; follow keeps going. */
+  /**
+   * Receives, at warn level with the session id as field, what follow has to say while it keeps
+   * going: a switch of source, a failed fetch, an offloaded payload it could not restore. A
+   * pino-compatible logger (common's Logger; `loggerFromHook` makes one from a function).
+   */
+  logger?: Logger;
+  /**
+   * Called with the same messages.
+   * @deprecated Give `logger` instead (`loggerFromHook((level, message) => ...)` for a function).
+   * Still called when given, also together with `logger`.
+   */
   onWarning?: (message: string) => void;
+}
+
+/** Where follow's warnings go: the logger and the older callback, each when given. */
+function followWarnings(sessionId: string, options: FollowOptions): (message: string) => void {
+  const logger = options.logger === undefined ? undefined : validateLogger(options.logger, 'options.logger');
+  const onWarning = options.onWarning;
+  if (onWarning !== undefined && typeof onWarning !== 'function') throw new OptionsError('options.onWarning', 'must be a function');
+  return (message) => {
+    logger?.warn({ sessionId }, message);
+    onWarning?.(message);
+  };
 }
 
 function checkTime(name: string, v: number | undefined): void {
@@ -163,8 +184,8 @@ export class SessionReader {
    */
   async follow(sessionId: string, onEvents: (events: AgentEvent[]) => void, signal: AbortSignal, options: FollowOptions = {}): Promise<void> {
     this.#c.assertOpen();
+    const warn = followWarnings(sessionId, options);
     if (signal.aborted) return;
-    const warn = options.onWarning ?? (() => undefined);
     const deliver = async (events: AgentEvent[]): Promise<void> => {
       if (events.length === 0) return;
       if (options.restoreOffloads !== false) {

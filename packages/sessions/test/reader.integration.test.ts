@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
-import { createS3Client, resolveSettings, unreachableBrokers, uploadOffload, redisKeys, type AgentTraceSettings } from '@agenttrace/common';
+import { LOG_LEVELS, createS3Client, resolveSettings, unreachableBrokers, uploadOffload, redisKeys, type AgentTraceSettings, type Logger } from '@agenttrace/common';
 import { partitionForKey, type AgentEvent } from '@agenttrace/contract';
 import { SessionNotFoundError, SessionReader, SourceUnavailableError } from '@agenttrace/sessions';
 import { DashboardConsumer } from '@agenttrace/dashboard-consumer';
@@ -186,6 +186,24 @@ describe('unreachable sources', () => {
     expect(res.source).toBe('kafka');
     expect(res.events).toHaveLength(30);
     expect(res.warnings[0]).toMatch(/redis source unavailable: Redis at redis:\/\/127\.0\.0\.1:1.*skipped/);
+  });
+
+  it('follow says through options.logger (and the deprecated onWarning) that it left Redis for Kafka', async () => {
+    const r = reader(settingsFor(topic, { redisUrl: 'redis://127.0.0.1:1' }));
+    const logged: unknown[][] = [];
+    const logger = Object.fromEntries(LOG_LEVELS.map((l) => [l, (...args: unknown[]) => logged.push([l, ...args])])) as unknown as Logger;
+    const called: string[] = [];
+    const ac = new AbortController();
+    // A cursor from a Redis read: follow starts with Redis, cannot reach it, and goes on with Kafka.
+    const cursor = { source: 'redis' as const, topic, partition: partitionForKey(target, PARTITIONS), nextOffset: 0, redisIndex: 30 };
+    const seen: AgentEvent[] = [];
+    const done = r.follow(target, (evs) => seen.push(...evs), ac.signal, { cursor, logger, onWarning: (m) => called.push(m) });
+    await eventually('the warning', () => logged.length > 0, 20_000);
+    ac.abort();
+    await done;
+    expect(logged[0]).toEqual(['warn', { sessionId: target }, expect.stringMatching(/Redis at redis:\/\/127\.0\.0\.1:1.*; following the Kafka partition instead/)]);
+    expect(called).toEqual([logged[0]![2]]);
+    await expect(r.follow(target, () => undefined, AbortSignal.abort(), { logger: { warn() {} } as never })).rejects.toThrow(/options\.logger/);
   });
 });
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { runCli, sanitizeForTerminal, SETTINGS_HELP, SETTINGS_OPTIONS, settingsFromFlags } from '@agenttrace/common';
+import { addSettingsOptions, runCli, sanitizeForTerminal, SETTINGS_HELP, settingsFromFlags } from '@agenttrace/common';
 import { EXIT_CODES_HELP, exitCodeFor } from './errors.js';
 import { webSettings, WEB_DEFAULTS } from './options.js';
 import { WebServer } from './server.js';
@@ -19,7 +19,7 @@ function program(run: (flags: Flags) => Promise<void>): Command {
     .showHelpAfterError('(run with --help for usage)')
     .option('--host <address>', `address to bind (default ${WEB_DEFAULTS.host}; anything but loopback needs AGENTTRACE_WEB_TOKEN)`)
     .option('--port <n>', `port to listen on (default ${WEB_DEFAULTS.port}; 0 picks a free one)`);
-  for (const [flags, description] of SETTINGS_OPTIONS) p.option(flags, description);
+  addSettingsOptions(p);
   p.addHelpText(
     'after',
     `

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { readFile } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errorMessage, type AgentTraceSettings } from '@agenttrace/common';
+import { errorMessage, loggerFromHook, type AgentTraceSettings } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { SessionReader, type SessionReadResult } from '@agenttrace/sessions';
 import { compareSessions, comparisonJson, type SideDescription } from '@agenttrace/kdiff';
@@ -312,7 +312,7 @@ export class WebServer {
       await this.#reader.follow(id, (events: AgentEvent[]) => this.#send(res, 'events', events), ac.signal, {
         ...(cursor ? { cursor } : {}),
         restoreOffloads: false,
-        onWarning: (m) => this.#send(res, 'warning', { message: m }),
+        logger: loggerFromHook((_level, m) => this.#send(res, 'warning', { message: m }), { level: 'warn' }),
       });
     } catch (err) {
       if (!ac.signal.aborted) this.#send(res, 'warning', { message: `following stopped: ${errorMessage(err)}` });

@@ -68,7 +68,7 @@ export class Replicator {
     const o = this.options;
     this.#source = { role: 'source', alias: o.sourceAlias, conn: { clientId: 'kafmirror', ...o.source } };
     this.#target = { role: 'target', alias: o.targetAlias, conn: { clientId: 'kafmirror', ...o.target } };
-    this.#debug = options.debug ?? false;
+    this.#debug = o.debug;
     this.#needsReports = this.options.groups.length > 0;
   }
 

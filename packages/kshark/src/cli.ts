@@ -9,7 +9,6 @@ import { makeChalk } from './render.js';
 import { readReplayView, runReplay, type ReplayOutput } from './replay.js';
 import { sessionsJson, sessionsTable } from './sessions-list.js';
 import { findPatterns, patternsJson, patternsText } from './patterns.js';
-import { findArchivePatterns } from './archive-patterns.js';
 import { archiveCacheDir, fetchArchiveFiles } from './archive-cache.js';
 
 
@@ -305,6 +304,8 @@ ${SETTINGS_HELP}`,
         try {
           const fetched = await fetchArchiveFiles({ s3, bucket: settings.s3.bucket, prefix: settings.s3.prefix, topic: settings.topic, from, to, cacheDir: archiveCacheDir(flags.cacheDir), onProgress: progress.update });
           progress.done(fetched);
+          // DuckDB's native library is loaded only for this question, not on every kshark start.
+          const { findArchivePatterns } = await import('./archive-patterns.js');
           const report = await findArchivePatterns(fetched.files, opts);
           if (flags.json) process.stdout.write(`${patternsJson(report)}\n`);
           else process.stdout.write(`${patternsText(report, makeChalk(useColor(flags, process.stdout))).join('\n')}\n`);

@@ -399,7 +399,7 @@ async function main(): Promise<number> {
 /**
  * Exits only once no librdkafka client is still being torn down in the background: exiting under
  * a running rd_kafka_destroy can end the process with SIGSEGV instead of its exit code.
- * exitWhenDrained, not process.exit(): a reader slower than kafmirror still gets every line.
+ * It ends through exitWhenDrained, so a reader slower than kafmirror still gets every line.
  */
 async function exit(code: number): Promise<never> {
   if (!(await nativeTeardowns())) process.stderr.write('kafmirror: a Kafka client was still closing after 30 s; exiting anyway\n');

@@ -1,4 +1,4 @@
-import { readArchivedSession, type ArchiveReadOptions } from '@agenttrace/archive-format';
+import type { ArchiveReadOptions } from '@agenttrace/archive-format';
 import { describeS3, errorMessage } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import type { SourceConnections } from './connections.js';
@@ -32,6 +32,9 @@ export class ArchiveSource implements SessionSource {
     const s3 = this.#c.settings.s3;
     let events: AgentEvent[];
     try {
+      // The Parquet reader and the S3 SDK load only when the archive is read: a replay from Redis
+      // or Kafka (most of them) does not pay for them at start-up.
+      const { readArchivedSession } = await import('@agenttrace/archive-format');
       const params: ArchiveReadOptions = {
         s3: this.#c.s3(),
         bucket: s3.bucket,

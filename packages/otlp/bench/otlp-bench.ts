@@ -93,7 +93,7 @@ async function otlpRound(): Promise<{ spansPerSec: number; written: number; cpuU
   const topic = await newTopic();
   const port = await freePort();
   const bodies = makeBodies();
-  const child = spawn(process.execPath, [`${root}packages/otlp/dist/cli.js`, 'serve', '--port', String(port), '--no-grpc', '--topic', topic, '--brokers', brokers.join(',')], {
+  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/otlp-prof'] : []), `${root}packages/otlp/dist/cli.js`, 'serve', '--port', String(port), '--no-grpc', '--topic', topic, '--brokers', brokers.join(',')], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, AGENTTRACE_S3_BUCKET: '' },
   });

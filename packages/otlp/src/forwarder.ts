@@ -1,7 +1,7 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, TopicPartition } from '@confluentinc/kafka-javascript';
 import { parseEvent, type AgentEvent } from '@agenttrace/contract';
-import { consumerConfig, createS3Client, describeKafka, errorMessage, kafkaError, restoreOffloads, AckingProducer, DeadLetterWriter, type DeadLetterSource } from '@agenttrace/common';
+import { connectClient, consumeBatch, consumerConfig, createS3Client, describeKafka, disconnectWithTimeout, errorMessage, kafkaError, restoreOffloads, setTimeoutOnlyForFirstMessage, AckingProducer, DeadLetterWriter, type DeadLetterSource } from '@agenttrace/common';
 import { OtlpError } from './errors.js';
 import { encodeTraceRequest, eventsToSpans, type ExportSpan } from './export.js';
 import { postWithRetry, type PostOptions } from './otlp-post.js';
@@ -250,13 +250,7 @@ export class OtlpForwarder {
           this.options.onLog('warn', `final commit failed (those records are sent again on the next start): ${errorMessage(err)}`);
         }
       }
-      await new Promise<void>((res) => {
-        const t = setTimeout(res, 10_000);
-        c.disconnect(() => {
-          clearTimeout(t);
-          res();
-        });
-      });
+      await disconnectWithTimeout(c, 10_000);
       this.#consumer = undefined;
     }
     await this.#dlqProducer?.close(5_000).catch(() => undefined);
@@ -284,10 +278,10 @@ export class OtlpForwarder {
       this.#lastConsumerError = Date.now();
       o.onLog('warn', `Kafka consumer: ${errorMessage(err)}`);
     });
-    await new Promise<void>((res, rej) => consumer.connect({ timeout: 15_000 }, (err) => (err ? rej(kafkaError('connecting the consumer', o.kafka, err)) : res())));
+    await connectClient(consumer, { timeoutMs: 15_000, wrapError: (err, background) => kafkaError('connecting the consumer', o.kafka, err, background) });
     consumer.setDefaultConsumeTimeout(100);
     // Wait only for the first record, then take what is already fetched.
-    (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+    setTimeoutOnlyForFirstMessage(consumer);
     this.#consumer = consumer;
     consumer.subscribe([o.topic]);
   }
@@ -320,7 +314,7 @@ export class OtlpForwarder {
   #consume(max: number): Promise<Message[]> {
     const c = this.#consumer;
     if (!c) return Promise.resolve([]);
-    return new Promise<Message[]>((res, rej) => c.consume(Math.max(1, max), (err, msgs) => (err ? rej(err) : res(msgs))));
+    return consumeBatch(c, Math.max(1, max));
   }
 
   #setPaused(paused: boolean): void {

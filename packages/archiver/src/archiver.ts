@@ -101,7 +101,8 @@ export class Archiver {
   #closing: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
-  #wakeStart: () => void = () => undefined;
+  /** Aborted by close() while start() retries, to cut its backoff pause short. */
+  readonly #startAbort = new AbortController();
   #paused = false;
   #fatal: Error | undefined;
   readonly #abort = new AbortController();
@@ -243,7 +244,7 @@ export class Archiver {
         this.metrics.startRetries.inc();
         // One line per step, not one per attempt: the final failure (or success) says the rest.
         if (attempt === 1) o.log('warn', `${what} failed; retrying for up to ${Math.round((deadline - Date.now()) / 1000)} s`, { error: errorMessage(err) });
-        await this.#startSleep(wait);
+        await sleep(wait, this.#startAbort.signal);
       }
     }
   }
@@ -275,17 +276,6 @@ export class Archiver {
     };
   }
 
-  /** A backoff pause that close() cuts short. */
-  #startSleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#wakeStart = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
   /**
    * Stops intake, closes every open file, waits (up to closeTimeoutMs) for uploads and their
    * commits, then disconnects. Idempotent. Rejects with CLOSE_TIMEOUT when uploads were abandoned
@@ -304,7 +294,7 @@ export class Archiver {
     if (this.#state === 'starting') {
       // start() is retrying Kafka: stop it and let it clean up.
       this.#stopping = true;
-      this.#wakeStart();
+      this.#startAbort.abort();
       while ((this.#state as State) === 'starting') await sleep(50);
       if ((this.#state as State) === 'closed') return;
     }

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { describeRedisUrl, errorMessage, redisKeys, type RedisKeys } from '@agenttrace/common';
+import { backoffMs, describeRedisUrl, errorMessage, redisKeys, type RedisKeys } from '@agenttrace/common';
 import type { ApplyPlan } from './batch.js';
 import { alertsOutboxKey } from './batch.js';
 import { DashboardError } from './errors.js';
@@ -47,7 +47,8 @@ export class RedisStore {
       maxRetriesPerRequest: 1,
       connectTimeout: 5000,
       commandTimeout: 30_000,
-      retryStrategy: (times) => (this.#closed ? null : Math.min(100 * 2 ** Math.min(times, 10), retryMaxMs)),
+      // ioredis counts reconnects from 1; common's jittered backoff, 200 ms doubling to retryMaxMs.
+      retryStrategy: (times) => (this.#closed ? null : backoffMs(times - 1, { minMs: Math.min(200, retryMaxMs), maxMs: retryMaxMs })),
     }) as ScriptRedis;
     this.#redis.on('error', (err: Error) => onError(err));
     this.#redis.defineCommand('agenttraceApply', { lua: APPLY_BATCH });

@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { DeliveryReport, KafkaConsumer, LibrdKafkaError, Message, Producer } from '@confluentinc/kafka-javascript';
-import { KAFKA_CODES, describeKafka, errorMessage, produceWhenRoom, setTimeoutOnlyForFirstMessage, sleep, unreachableBrokers } from '@agenttrace/common';
+import { KAFKA_CODES, backoffMs, describeKafka, errorMessage, produceWhenRoom, setTimeoutOnlyForFirstMessage, sleep, unreachableBrokers } from '@agenttrace/common';
 import { Checkpointer } from './checkpointer.js';
 import { KafmirrorError } from './errors.js';
 import { ClusterAdmin, clientConfig, clusterError, connectClient, consumeBatch, describeCluster, disconnect, incrementalAssign, promisify0, type Cluster } from './kafka-io.js';
@@ -22,6 +22,9 @@ export interface ReplicatorStats {
   partitions: number;
   topics: string[];
 }
+
+/** Pauses of the mirroring loop after a failed batch: 400 ms doubling to 30 s, jittered (common's backoffMs). */
+const LOOP_BACKOFF = { minMs: 400, maxMs: 30_000 };
 
 type Opaque = { st: MirroredPartition; src: number; ts: number | undefined; bytes: number };
 
@@ -53,6 +56,8 @@ export class Replicator {
   #loop: Promise<void> | undefined;
   #failure: Error | undefined;
   #timers: NodeJS.Timeout[] = [];
+  /** Aborted by close(), to cut a backoff pause short. */
+  readonly #stopping = new AbortController();
   #reassignNeeded = false;
   #abortPending = false;
   #reportsWaiting = 0;
@@ -229,9 +234,10 @@ export class Replicator {
           return;
         }
         failures++;
-        const delay = Math.min(30_000, 200 * 2 ** Math.min(failures, 8));
+        const delay = backoffMs(failures - 1, LOOP_BACKOFF);
         o.log('warn', `mirroring failed, retrying in ${delay} ms`, { error: errorMessage(err), attempt: failures });
-        await sleep(delay);
+        // close() cuts the pause short: a stop never waits out a 30 s backoff.
+        await sleep(delay, this.#stopping.signal);
       }
     }
   }
@@ -414,6 +420,7 @@ export class Replicator {
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     if (this.#state === 'running' || this.#state === 'stopping') this.#state = 'stopping';
+    this.#stopping.abort();
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     await this.#loop?.catch(() => undefined);

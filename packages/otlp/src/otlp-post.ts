@@ -1,4 +1,4 @@
-import { errorMessage } from '@agenttrace/common';
+import { backoffMs, errorMessage } from '@agenttrace/common';
 import { rejectedOf } from './export.js';
 
 /**
@@ -96,9 +96,8 @@ export async function postWithRetry(body: Uint8Array, o: PostOptions, signal: Ab
       if (signal.aborted) return { kind: 'aborted', attempts: attempt };
       reason = `could not be reached: ${errorMessage(err)}`;
     }
-    const backoff = Math.min(o.retryMaxMs, o.retryMinMs * 2 ** Math.min(attempt - 1, 20));
-    // Jitter keeps several exporters from retrying in step; a Retry-After is honoured as given.
-    const waitMs = hinted !== undefined ? Math.min(hinted, o.maxRetryAfterMs) : Math.round(backoff / 2 + Math.random() * (backoff / 2));
+    // Jitter (in backoffMs) keeps several exporters from retrying in step; a Retry-After is honoured as given.
+    const waitMs = hinted !== undefined ? Math.min(hinted, o.maxRetryAfterMs) : backoffMs(attempt - 1, { minMs: o.retryMinMs, maxMs: o.retryMaxMs });
     if (o.stopRetrying?.aborted) return { kind: 'aborted', attempts: attempt };
     o.onRetry?.({ attempt, status, reason, waitMs, config: status !== undefined && classifyStatus(status) === 'config' });
     await wait(waitMs, o.stopRetrying ? AbortSignal.any([signal, o.stopRetrying]) : signal);

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { describeRedisUrl, errorMessage, redisKeys, type RedisKeys, type SessionMeta } from '@agenttrace/common';
+import { backoffMs, describeRedisUrl, errorMessage, redisKeys, type RedisKeys, type SessionMeta } from '@agenttrace/common';
 import { SourceUnavailableError } from './errors.js';
 
 /** Where the dashboard consumer saw the session in Kafka. */
@@ -18,7 +18,7 @@ export async function connectRedis(url: string, timeoutMs: number): Promise<Redi
     maxRetriesPerRequest: 1,
     connectTimeout: timeoutMs,
     // One attempt at connect time; later drops reconnect a few times for follow().
-    retryStrategy: (times) => (times > 5 ? null : Math.min(200 * times, 1000)),
+    retryStrategy: (times) => (times > 5 ? null : backoffMs(times - 1, { minMs: 200, maxMs: 1000 })),
   });
   // Errors surface through the failing commands; without a listener ioredis would print them.
   redis.on('error', () => undefined);

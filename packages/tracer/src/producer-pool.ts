@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
-import { KafkaAdmin, connectClient, describeKafka, disconnectWithTimeout, errorMessage, rdkafkaConfig, type KafkaConnectionOptions } from '@agenttrace/common';
+import { KafkaAdmin, backoffMs, connectClient, describeKafka, disconnectWithTimeout, errorMessage, rdkafkaConfig, sleep, type KafkaConnectionOptions } from '@agenttrace/common';
 import { TracerError } from './errors.js';
 
 /** What the shared producer tells a tracer about the events it handed over. */
@@ -33,7 +33,8 @@ export interface ProducerSettings {
  * connected librdkafka client keeps Node's event loop alive.
  */
 const IDLE_DISCONNECT_MS = 5000;
-const CONNECT_RETRY_MS = [250, 500, 1000, 2000, 5000];
+/** Pauses between connect attempts: common's jittered exponential backoff, 250 ms up to 5 s. */
+const CONNECT_BACKOFF = { minMs: 250, maxMs: 5000 };
 /** A confirmation waits for librdkafka in slices this long (it gives up on events by itself at message.timeout.ms). */
 const FLUSH_SLICE_MS = 1000;
 const DISCONNECT_FLUSH_MS = 5000;
@@ -214,7 +215,7 @@ export class SharedProducer {
             retryable: true,
           }),
         );
-        await new Promise((r) => setTimeout(r, CONNECT_RETRY_MS[Math.min(attempt, CONNECT_RETRY_MS.length - 1)]));
+        await sleep(backoffMs(attempt, CONNECT_BACKOFF));
       }
     }
     if (this.#producer && this.settings.ensureTopic && !this.#topicChecked) {

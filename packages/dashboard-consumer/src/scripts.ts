@@ -114,11 +114,19 @@ for _, s in ipairs(h.s) do
   for _, ag in ipairs(s.ag) do
     redis.call('ZADD', KEYS[ag[1]], 'GT', ag[3], s.id)
   end
-  if fresh then
+  -- The Kafka index names the log its offsets are in (h.own): an index written for another
+  -- cluster or topic id is started anew, one written before ids were stored is adopted. Its
+  -- last offset only rises, so a reader may trust that no record of the session lies between it
+  -- and the stored position (see since: below).
+  local ko = redis.call('HMGET', kKafka, 'last_offset', 'partition', 'cluster_id', 'topic_id')
+  local idxFresh = fresh or not ko[1]
+  if h.own and ko[3] and (ko[3] ~= h.own[1] or ko[4] ~= h.own[2]) then idxFresh = true end
+  if idxFresh then
     redis.call('HSET', kKafka, 'topic', h.topic, 'partition', s.p, 'first_offset', s.fo, 'last_offset', s.lo)
-  else
+  elseif ko[2] ~= tostring(s.p) or tonumber(s.lo) > tonumber(ko[1]) then
     redis.call('HSET', kKafka, 'last_offset', s.lo)
   end
+  if h.own then redis.call('HSET', kKafka, 'cluster_id', h.own[1], 'topic_id', h.own[2]) end
 
   local toolHit = nil
   local most = 0
@@ -175,6 +183,17 @@ end
 
 for i = 1, #h.agents, 1000 do
   redis.call('SADD', KEYS[4], unpack(h.agents, i, math.min(i + 999, #h.agents)))
+end
+-- since:<partition> in the owner record: every record from that offset up to the stored one was
+-- applied in this same step as its session's index. It is set where applying starts without a
+-- stored offset (first start, reset) and, for offsets stored before it was kept, at the stored one.
+if h.own then
+  for _, p in ipairs(h.parts) do
+    local stored = redis.call('HGET', KEYS[1], p[1])
+    local f = 'since:' .. p[1]
+    if not stored then redis.call('HSET', KEYS[20], f, p[2])
+    elseif redis.call('HEXISTS', KEYS[20], f) == 0 then redis.call('HSET', KEYS[20], f, stored) end
+  end
 end
 for _, p in ipairs(h.parts) do
   redis.call('HSET', KEYS[1], p[1], p[3])

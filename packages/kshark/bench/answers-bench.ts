@@ -5,7 +5,10 @@
  * in the middle of the load (the demo's payment retry loop, 847 calls without backoff). The
  * dashboard consumer fills Redis and the archiver writes Parquet to S3, as in production.
  *
- *   scripts/bench answers [--sessions 10000] [--events-per-session 100] [--runs 3] [--concurrency 200]
+ *   scripts/bench answers [--sessions 10000] [--events-per-session 100] [--runs 3] [--concurrency 200] [--keep]
+ *
+ * --keep leaves the topic, the Redis prefix and the S3 prefix in place and prints the kshark flags
+ * that reach them, to time other commands against the same data (remove them by hand afterwards).
  *
  * Each question is answered from Redis, from Kafka only, and from the archive, and each answer is
  * checked (the incident must be the one found). Targets (issue #16): <= 1 s each from Redis,
@@ -36,6 +39,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '200' },
     retries: { type: 'string', default: '847' },
+    keep: { type: 'boolean', default: false },
   },
 });
 const SESSIONS = Number(values.sessions);
@@ -110,6 +114,7 @@ async function main(): Promise<void> {
   let consumer: DashboardConsumer | undefined;
   let archiver: Archiver | undefined;
   const rows: Array<[string, string, Timed, string]> = [];
+  const incidentId = `sess_ans_incident_${Date.now().toString(36)}`;
   try {
     await createTopic(topic, PARTITIONS);
     consumer = new DashboardConsumer({ kafka: { brokers: stack.brokers }, topic, group: uniqueName('bench-answers'), redisUrl: stack.redisUrl, redisPrefix, dlqTopic: `${topic}.dlq`, alertsTopic: `${topic}.alerts`, metricsPort: false, alerts: false });
@@ -119,7 +124,6 @@ async function main(): Promise<void> {
 
     const errors = new Map<string, number>();
     const onError = (e: TracerError) => errors.set(e.code, (errors.get(e.code) ?? 0) + 1);
-    const incidentId = `sess_ans_incident_${Date.now().toString(36)}`;
     const t0 = performance.now();
     let next = 0;
     let incident: Promise<void> | undefined;
@@ -182,6 +186,12 @@ async function main(): Promise<void> {
   } finally {
     await archiver?.close().catch(() => undefined);
     await consumer?.close().catch(() => undefined);
+    if (values.keep) {
+      process.stdout.write(`\nkept: incident ${incidentId}; kshark <command> --topic ${topic} --redis-prefix ${redisPrefix} --s3-prefix ${s3Prefix}\n`);
+      await redis.quit();
+      s3.destroy();
+      return;
+    }
     for (const t of [topic, `${topic}.dlq`, `${topic}.alerts`]) await deleteTopic(t);
     let cursor: string | undefined;
     do {

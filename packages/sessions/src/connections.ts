@@ -5,7 +5,8 @@ import { partitionForKey } from '@agenttrace/contract';
 import { SourceUnavailableError } from './errors.js';
 import { assertKafkaReachable } from './kafka-scan.js';
 import type { ResolvedSessionReaderOptions } from './options.js';
-import { connectRedis, readKafkaIndex, type KafkaIndex } from './redis-timeline.js';
+import { connectRedis, dashboardCoverage, readKafkaIndex, type KafkaIndex } from './redis-timeline.js';
+import type { Coverage } from './scan-plan.js';
 
 /**
  * The clients a reader's sources share, opened lazily and kept until close(): the Kafka source
@@ -97,6 +98,25 @@ export class SourceConnections {
       return await readKafkaIndex(redis, this.keys, sessionId);
     } catch {
       return undefined;
+    }
+  }
+
+  /** The topic's id now (never cached: a topic deleted and created again has a new one); undefined when unknown. */
+  async tryTopicId(): Promise<string | undefined> {
+    try {
+      const [d] = await this.admin().describeTopics([this.settings.topic], this.opts.kafkaTimeoutMs);
+      return d?.topicId || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** What the dashboard consumer groups vouch for on a partition (see planScan); never fails the read. */
+  async tryCoverage(partition: number, topicId: string): Promise<Coverage[]> {
+    try {
+      return await dashboardCoverage(await this.redis(), this.settings.redisPrefix, this.settings.topic, partition, topicId);
+    } catch {
+      return [];
     }
   }
 

@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, Message } from '@confluentinc/kafka-javascript';
-import { connectClient, consumeBatch, describeKafka, disconnectWithTimeout, errorMessage, rdkafkaConfig, unreachableBrokers, type KafkaConnectionOptions } from '@agenttrace/common';
+import { connectClient, consumeBatch, describeKafka, disconnectWithTimeout, errorMessage, rdkafkaConfig, setTimeoutOnlyForFirstMessage, unreachableBrokers, type KafkaConnectionOptions } from '@agenttrace/common';
 import { parseEvent, type AgentEvent } from '@agenttrace/contract';
 import { randomBytes } from 'node:crypto';
 import { SourceUnavailableError } from './errors.js';
@@ -52,6 +52,9 @@ export async function openConsumer(conn: KafkaConnectionOptions, clientId: strin
     void disconnectWithTimeout(consumer, 5000);
     throw new SourceUnavailableError('kafka', describeKafka(conn), `cannot connect: ${errorMessage(err)}. Is the broker running and reachable from here?`, err);
   });
+  // consume(n) then returns what is fetched once a first record is there, instead of waiting the
+  // whole timeout for n records: the last, short batch of a scan cost a full timeout (~200 ms).
+  setTimeoutOnlyForFirstMessage(consumer);
   return consumer;
 }
 
@@ -104,7 +107,7 @@ export async function scanPartition(params: {
   let incomplete: string | undefined;
   try {
     while (next < end) {
-      const batch = await consumeBatch(consumer, params.batchSize);
+      const batch = await consumeBatch(consumer, Math.min(params.batchSize, end - next));
       if (batch.length > 0) {
         lastProgress = Date.now();
         const inRange = batch.filter((m) => m.partition === partition && m.offset < end);

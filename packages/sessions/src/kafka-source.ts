@@ -1,10 +1,10 @@
-import type { KafkaConsumer } from '@confluentinc/kafka-javascript';
 import { describeKafka } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import type { SourceConnections } from './connections.js';
 import { SessionNotFoundError } from './errors.js';
 import { closeConsumer, consumeBatch, openConsumer, pickSessionRecords, scanPartition, type ScannedEvent } from './kafka-scan.js';
 import { SummaryBuilder, selectSessions, type ListSessionsOptions, type SessionSummary } from './list.js';
+import { planScan, type Coverage, type OffsetRange } from './scan-plan.js';
 import { inRange, parseStored, type FollowEnd, type FollowStart, type ReadSessionOptions, type SessionReadResult, type SessionSource, type SourceAttempt } from './source.js';
 
 /**
@@ -29,56 +29,88 @@ export class KafkaSource implements SessionSource {
     const partition = await this.#c.partitionOf(sessionId);
     if (partition === undefined) return { kind: 'missing', detail: `topic ${topic} does not exist on ${describeKafka(this.#c.settings.kafka)}` };
     const admin = this.#c.admin();
+    // The consumer connects while the offsets are looked up: each is a round trip of its own.
+    const opening = openConsumer(this.#c.settings.kafka, this.#c.opts.clientId, this.#c.opts.kafkaTimeoutMs);
+    opening.catch(() => undefined);
+    const warnings: string[] = [];
+    let scanned: ScannedEvent[];
+    let nextOffset: number;
     let low: number;
     let high: number;
     let start: number;
+    let ranges: OffsetRange[] = [];
     try {
-      const wm = (await admin.watermarks(topic, [partition], this.#c.opts.kafkaTimeoutMs)).get(partition);
-      low = wm?.low ?? 0;
-      high = wm?.high ?? 0;
-      start = low;
-      if (options.from !== undefined) {
-        const at = await admin.offsetForTime(topic, partition, options.from, this.#c.opts.kafkaTimeoutMs);
-        start = Math.max(start, at < 0 ? high : at);
+      // In forced mode Redis was not consulted yet; its offset index still saves scanning records.
+      const useIndex = forced || this.#c.redisTried;
+      const indexLookup = useIndex ? this.#c.tryKafkaIndex(sessionId) : Promise.resolve(undefined);
+      const topicIdLookup = useIndex ? this.#c.tryTopicId() : Promise.resolve(undefined);
+      try {
+        const wm = (await admin.watermarks(topic, [partition], this.#c.opts.kafkaTimeoutMs)).get(partition);
+        low = wm?.low ?? 0;
+        high = wm?.high ?? 0;
+        start = low;
+        if (options.from !== undefined) {
+          const at = await admin.offsetForTime(topic, partition, options.from, this.#c.opts.kafkaTimeoutMs);
+          start = Math.max(start, at < 0 ? high : at);
+        }
+      } catch (err) {
+        throw this.#c.kafkaFailure(`looking up offsets of ${topic} partition ${partition}`, err);
       }
-    } catch (err) {
-      throw this.#c.kafkaFailure(`looking up offsets of ${topic} partition ${partition}`, err);
-    }
-    const warnings: string[] = [];
-    // In forced mode Redis was not consulted yet; its offset index still saves scanning older records.
-    const index = forced ? await this.#c.tryKafkaIndex(sessionId) : this.#c.redisTried ? await this.#c.tryKafkaIndex(sessionId) : undefined;
-    if (index && index.topic === topic && index.partition === partition) {
-      if (index.firstOffset < low) warnings.push(`the session's first ${low - index.firstOffset} offsets of partition ${partition} are past Kafka retention; older events may be in the archive`);
-      start = Math.max(start, index.firstOffset);
-    }
-    let consumer: KafkaConsumer | undefined;
-    let scanned: ScannedEvent[];
-    let nextOffset: number;
-    try {
-      consumer = await openConsumer(this.#c.settings.kafka, this.#c.opts.clientId, this.#c.opts.kafkaTimeoutMs);
-      const scan = await scanPartition({
-        consumer,
-        topic,
-        partition,
-        sessionId,
-        start,
-        end: high,
-        batchSize: this.#c.opts.kafkaBatchSize,
-        idleTimeoutMs: this.#c.opts.kafkaIdleTimeoutMs,
-        maxEvents: this.#c.opts.maxEvents,
-      });
-      scanned = scan.events;
-      nextOffset = scan.nextOffset;
-      if (scan.incomplete) warnings.push(`Kafka scan incomplete: ${scan.incomplete}`);
-      if (scan.rejected.length > 0) warnings.push(`${scan.rejected.length} records with this key are not valid events: ${scan.rejected.slice(0, 3).join('; ')}`);
-    } catch (err) {
-      throw this.#c.kafkaFailure(`reading ${topic} partition ${partition}`, err);
+      const [index, topicId] = await Promise.all([indexLookup, topicIdLookup]);
+      let lastIndexed: number | undefined;
+      let coverage: Coverage[] = [];
+      if (index && index.topic === topic && index.partition === partition) {
+        if (index.topicId !== undefined && topicId !== undefined && index.topicId !== topicId) {
+          // Offsets of another log (the topic was created again, or Redis holds a DR peer's view).
+          warnings.push(`the Redis offset index of this session is for another topic id (${index.topicId}, not ${topicId}); the whole partition is scanned`);
+        } else {
+          if (index.firstOffset < low) warnings.push(`the session's first ${low - index.firstOffset} offsets of partition ${partition} are past Kafka retention; older events may be in the archive`);
+          start = Math.max(start, index.firstOffset);
+          if (index.topicId !== undefined && index.topicId === topicId) {
+            lastIndexed = index.lastOffset;
+            coverage = await this.#c.tryCoverage(partition, topicId);
+          }
+        }
+      }
+      ranges = planScan({ start, high, lastIndexed, coverage });
+      try {
+        const consumer = await opening;
+        scanned = [];
+        nextOffset = start;
+        let cut = false;
+        for (const r of ranges) {
+          const scan = await scanPartition({
+            consumer,
+            topic,
+            partition,
+            sessionId,
+            start: r.start,
+            end: r.end,
+            batchSize: this.#c.opts.kafkaBatchSize,
+            idleTimeoutMs: this.#c.opts.kafkaIdleTimeoutMs,
+            maxEvents: this.#c.opts.maxEvents - scanned.length,
+          });
+          for (const e of scan.events) scanned.push(e);
+          nextOffset = scan.nextOffset;
+          if (scan.rejected.length > 0) warnings.push(`${scan.rejected.length} records with this key are not valid events: ${scan.rejected.slice(0, 3).join('; ')}`);
+          if (scan.incomplete) {
+            warnings.push(`Kafka scan incomplete: ${scan.incomplete}`);
+            cut = true;
+            break;
+          }
+        }
+        // A skipped gap at the end holds nothing of the session: a follow goes on from the end.
+        if (!cut) nextOffset = Math.max(nextOffset, high);
+      } catch (err) {
+        throw this.#c.kafkaFailure(`reading ${topic} partition ${partition}`, err);
+      }
     } finally {
+      const consumer = await opening.catch(() => undefined);
       if (consumer) await closeConsumer(consumer);
     }
     const events = scanned.map((s) => s.event);
     if (events.length === 0 || !events.some((e) => inRange(e, options.from, options.to))) {
-      return { kind: 'missing', detail: `no record with this key in ${topic} partition ${partition}, offsets ${start}..${high}` };
+      return { kind: 'missing', detail: `no record with this key in ${topic} partition ${partition}, offsets ${ranges.map((r) => `${r.start}..${r.end}`).join(', ') || `${start}..${high}`}` };
     }
     if (events[0]!.event_type !== 'session_start' && options.from === undefined && start === low && low > 0) {
       warnings.push(`partition ${partition} starts at offset ${low} (retention); the session's beginning may be only in the archive`);

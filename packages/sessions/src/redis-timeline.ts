@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { backoffMs, describeRedisUrl, errorMessage, redisKeys, type RedisKeys, type SessionMeta } from '@agenttrace/common';
 import { SourceUnavailableError } from './errors.js';
+import type { Coverage } from './scan-plan.js';
 
 /** Where the dashboard consumer saw the session in Kafka. */
 export interface KafkaIndex {
@@ -8,6 +9,8 @@ export interface KafkaIndex {
   partition: number;
   firstOffset: number;
   lastOffset: number;
+  /** The id of the topic the offsets are in; absent in indexes written before it was stored. */
+  topicId?: string;
 }
 
 /** A Redis connection that fails fast: a reader must fall back to Kafka, not hang. */
@@ -43,7 +46,8 @@ export function redisFailure(url: string, what: string, err: unknown): SourceUna
 export async function readKafkaIndex(redis: Redis, keys: RedisKeys, sessionId: string): Promise<KafkaIndex | undefined> {
   const h = await redis.hgetall(keys.kafkaIndex(sessionId));
   if (!h.topic || h.partition === undefined || h.first_offset === undefined) return undefined;
-  const idx = { topic: h.topic, partition: Number(h.partition), firstOffset: Number(h.first_offset), lastOffset: Number(h.last_offset ?? h.first_offset) };
+  const idx: KafkaIndex = { topic: h.topic, partition: Number(h.partition), firstOffset: Number(h.first_offset), lastOffset: Number(h.last_offset ?? h.first_offset) };
+  if (h.topic_id) idx.topicId = h.topic_id;
   return Number.isInteger(idx.partition) && Number.isInteger(idx.firstOffset) && Number.isInteger(idx.lastOffset) ? idx : undefined;
 }
 
@@ -112,4 +116,26 @@ export async function consumerOffset(redis: Redis, prefix: string, topic: string
     if (cursor === '0') break;
   }
   return best;
+}
+
+/**
+ * What the dashboard consumer groups writing under this prefix vouch for on one partition of the
+ * topic whose id is `topicId` (see planScan): groups whose offsets owner names another topic id,
+ * or that stored offsets before `since:` was kept and have not applied a batch since, vouch for
+ * nothing.
+ */
+export async function dashboardCoverage(redis: Redis, prefix: string, topic: string, partition: number, topicId: string): Promise<Coverage[]> {
+  const keys = redisKeys(prefix);
+  const head = `${prefix}offsets:`;
+  const tail = `:${topic}`;
+  const out: Coverage[] = [];
+  for (const k of await redis.smembers(keys.offsetKeys())) {
+    if (!k.startsWith(head) || !k.endsWith(tail) || k.length <= head.length + tail.length) continue;
+    const group = k.slice(head.length, k.length - tail.length);
+    const [owner, position] = await Promise.all([redis.hmget(keys.offsetsOwner(group, topic), 'topic_id', `since:${partition}`), redis.hget(k, String(partition))]);
+    if (owner[0] !== topicId || owner[1] === null || position === null) continue;
+    const c = { since: Number(owner[1]), position: Number(position) };
+    if (Number.isInteger(c.since) && Number.isInteger(c.position)) out.push(c);
+  }
+  return out;
 }

@@ -162,6 +162,12 @@ async function main(): Promise<void> {
       const doc = JSON.parse(r.stdout) as { events: unknown[] };
       rows.push(['what did the incident do', `kshark replay <incident> --source ${source} --json`, r, check(`replay from ${source}`, doc.events.length === RETRIES + 6)]);
     }
+    // A session that ended early in the load: from Kafka only, the scan stops where the session's
+    // records end (the dashboard consumer vouches for the rest of the partition).
+    const early = 'sess_ans_000100';
+    const earlyRedis = JSON.parse((await timed(['replay', early, '--source', 'redis', '--json', ...conn], 1)).stdout) as { events: unknown[] };
+    const earlyKafka = await timed(['replay', early, '--source', 'kafka', '--json', ...conn]);
+    rows.push(['what did a session that ended early do', 'kshark replay <early session> --source kafka --json', earlyKafka, check('early session from kafka', (JSON.parse(earlyKafka.stdout) as { events: unknown[] }).events.length === earlyRedis.events.length)]);
     // Why did it choose this?
     for (const source of ['redis', 'kafka', 'archive'] as const) {
       const r = await timed(['replay', incidentId, '--type', 'decision', '--source', source, '--json', ...conn]);

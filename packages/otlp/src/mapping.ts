@@ -306,7 +306,8 @@ const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
  * the contract's form (`evt_` + 26 Crockford base32 characters) but is not time-ordered.
  */
 export function spanEventId(traceId: string, spanId: string): string {
-  const h = createHash('sha256').update(traceId).update(':').update(spanId).digest();
+  // One update: each call crosses into C++ (three of them cost more than the concatenation).
+  const h = createHash('sha256').update(`${traceId}:${spanId}`).digest();
   let out = 'evt_';
   // 26 characters of 5 bits; the first is kept below 8, as in a ULID (48-bit time part).
   let acc = 0;

@@ -216,6 +216,7 @@ describe('fast path for values with nothing to redact', () => {
     ['nesting deeper than the cut', { deep: deep(60) }],
     ['a cycle', { cyclic }],
     ['unicode and control characters', { s: 'snow \u2603 \u0000 \n "quoted"' }],
+    ['LLM messages with digits, one card among them', { input: [{ role: 'user', parts: [{ type: 'text', content: 'invoice 2026-0042 for cus_1234' }, { type: 'text', content: 'pay with 4111-1111-1111-1111 or mail a@b.io' }] }], model: 'gpt-4o', input_tokens: 1200 }],
   ];
   const opts = { ...buildRedactor({}), maxEventBytes: 1_000_000, maxRecordBytes: 2_000_000, s3: undefined, s3Client: () => { throw new Error('no s3'); } };
   const replacerOnly = { ...opts, mightRedact: undefined };
@@ -228,7 +229,16 @@ describe('fast path for values with nothing to redact', () => {
     const fast = await encodeEvent(event(payload), opts);
     const careful = await encodeEvent(event(payload), replacerOnly);
     expect(fast.value.toString()).toBe(careful.value.toString());
-    expect(fast.value.toString()).not.toMatch(/@(example\.com|b\.io|d\.io|f\.io|y\.io|w\.io)|4111 1111|k-123|Bearer/);
+    expect(fast.value.toString()).not.toMatch(/@(example\.com|b\.io|d\.io|f\.io|y\.io|w\.io)|4111 1111|4111-1111|k-123|Bearer/);
+  });
+
+  it('redacts a copy: the caller\'s objects keep their text', async () => {
+    const parts = [{ type: 'text', content: 'mail a@b.io' }, { type: 'text', content: 'order 1234' }];
+    const payload = { input: [{ role: 'user', parts }] };
+    const encoded = await encodeEvent(event(payload), opts);
+    expect(encoded.value.toString()).toContain('[REDACTED:email]');
+    expect(parts[0]!.content).toBe('mail a@b.io');
+    expect(payload.input[0]!.parts).toBe(parts);
   });
 });
 

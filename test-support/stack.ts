@@ -3,7 +3,7 @@
  * its own uniquely named topics, Redis prefixes and S3 prefixes, and removes them afterwards.
  */
 import Kafka from '@confluentinc/kafka-javascript';
-import type { Message, MessageHeader } from '@confluentinc/kafka-javascript';
+import type { Message, MessageHeader, Producer } from '@confluentinc/kafka-javascript';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
@@ -59,14 +59,28 @@ export interface RawRecord {
 export async function produceRaw(topic: string, records: RawRecord[], brokers = stack.brokers, producerConfig: Record<string, string | number | boolean> = {}): Promise<void> {
   const producer = new Kafka.Producer({ ...rdkafkaConfig(kafkaConn(brokers)), 'enable.idempotence': true, dr_cb: true, partitioner: 'murmur2_random', 'linger.ms': 5, ...producerConfig });
   await new Promise<void>((res, rej) => producer.connect({}, (err) => (err ? rej(err) : res())));
+  try {
+    await produceRecords(producer, topic, records);
+  } finally {
+    await new Promise<void>((res) => producer.disconnect(() => res()));
+  }
+}
+
+/**
+ * Produces records on a connected producer (made with dr_cb: true), waiting out a full local
+ * queue, and resolves once every delivery report has come; rejects with a failed delivery.
+ */
+export async function produceRecords(producer: Producer, topic: string, records: RawRecord[]): Promise<void> {
   let pending = records.length;
   let failed: unknown;
+  let onReport: ((err: unknown) => void) | undefined;
   const done = new Promise<void>((res) => {
     if (pending === 0) res();
-    producer.on('delivery-report', (err) => {
+    onReport = (err) => {
       if (err) failed = err;
       if (--pending === 0) res();
-    });
+    };
+    producer.on('delivery-report', onReport);
   });
   producer.setPollInterval(20);
   for (const r of records) {
@@ -82,7 +96,7 @@ export async function produceRaw(topic: string, records: RawRecord[], brokers = 
     }
   }
   await done;
-  await new Promise<void>((res) => producer.disconnect(() => res()));
+  if (onReport) producer.removeListener('delivery-report', onReport);
   if (failed) throw failed;
 }
 

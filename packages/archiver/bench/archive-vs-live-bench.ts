@@ -18,9 +18,9 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { DashboardConsumer } from '@agenttrace/dashboard-consumer';
 import { Archiver } from '../src/index.js';
-import { createTopic, deleteTopic, makeEvent, produceRaw, stack, uniqueName } from '../../../test-support/stack.js';
-import { listArchiveFiles } from '@agenttrace/archive-format';
+import { createTopic, deleteTopic, produceRaw, stack, uniqueName } from '../../../test-support/stack.js';
 import { deletePrefix, highWatermarks, s3 } from '../test/helpers.js';
+import { assertArchivedOnce, backlogRecords, median, storedOffsets } from './bench-support.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -39,7 +39,6 @@ const ROUNDS = Number(values.rounds);
 const SESSIONS = Number(values.sessions);
 const SCALE = values.scale.split(',').map(Number).filter((k) => k > 0);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const topic = uniqueName('bench-avl');
 
@@ -69,18 +68,6 @@ async function dashboardRound(redis: Redis): Promise<number> {
   } finally {
     await consumer.close().catch(() => undefined);
     await dropPrefix(redis, prefix);
-  }
-}
-
-/** Offsets of each partition held by the stored objects (the archive never stores one twice). */
-async function storedOffsets(prefix: string): Promise<Map<number, number>> {
-  const client = s3();
-  try {
-    const stored = new Map<number, number>();
-    for (const f of await listArchiveFiles({ s3: client, bucket: stack.s3Bucket, prefix, topic })) stored.set(f.partition, (stored.get(f.partition) ?? 0) + f.lastOffset - f.firstOffset + 1);
-    return stored;
-  } finally {
-    client.destroy();
   }
 }
 
@@ -118,14 +105,13 @@ async function archiverRound(k: number, high: Map<number, number>): Promise<numb
       await archivers[0]!.close();
       secs = (performance.now() - t0) / 1000;
     } else {
-      while (!complete(await storedOffsets(prefix), high)) {
+      while (!complete(await storedOffsets(prefix, topic), high)) {
         if (Date.now() > deadline) throw new Error(`${k} archivers did not store every offset in 10 min`);
         await sleep(250);
       }
       secs = (performance.now() - t0) / 1000;
     }
-    const stored = await storedOffsets(prefix);
-    for (const [p, h] of high) if ((stored.get(p) ?? 0) !== h) throw new Error(`partition ${p}: ${stored.get(p) ?? 0} offsets archived, ${h} expected`);
+    await assertArchivedOnce(prefix, topic, high);
     return N / secs;
   } finally {
     await Promise.all(archivers.map((a) => a.close().catch(() => undefined)));
@@ -137,12 +123,8 @@ async function main(): Promise<void> {
   const redis = new Redis(stack.redisUrl);
   try {
     await createTopic(topic, PARTITIONS);
-    const records = Array.from({ length: N }, (_, i) => {
-      const sid = `sess_${i % SESSIONS}`;
-      const e = makeEvent({ session_id: sid, agent_id: `agent_${i % 7}`, seq: Math.floor(i / SESSIONS), event_type: i % 3 === 0 ? 'llm_call' : 'tool_call', payload: i % 3 === 0 ? { model: 'claude-sonnet-4-5', input: 'summarize the invoice history', output: 'pays on time', input_tokens: 900, output_tokens: 150, cost_usd: 0.0049, latency_ms: 800 } : { tool: `tool_${i % 5}`, input: { customer_id: 'cus_1', amount: 4500 }, output: { ok: true }, latency_ms: 12 }, context: { reasoning: 'milestone 2 completion', confidence: 0.9 } });
-      return { key: sid, value: JSON.stringify(e) };
-    });
-    const bytes = records.reduce((s, r) => s + r.value.length, 0);
+    const records = backlogRecords(N, SESSIONS);
+    const bytes = records.reduce((s, r) => s + String(r.value).length, 0);
     process.stdout.write(`backlog: ${N} events (${(bytes / 1e6).toFixed(0)} MB of JSON, ${SESSIONS} sessions) in ${PARTITIONS} partitions\n`);
     await produceRaw(topic, records);
     const high = await highWatermarks(topic, PARTITIONS);

@@ -16,7 +16,7 @@ export {
 } from './kafka.js';
 export type { KafkaConnectionOptions, SecurityProtocol, SaslMechanism } from './kafka.js';
 export { KafkaAdmin, explainConnectFailure } from './kafka-admin.js';
-export type { KafkaAdminOptions, TopicInfo } from './kafka-admin.js';
+export type { GroupInfo, GroupState, KafkaAdminOptions, TopicInfo } from './kafka-admin.js';
 export { KAFKA_CODES, isQueueFull, isTooLarge, isTopicAlreadyExists, setTimeoutOnlyForFirstMessage } from './kafka-codes.js';
 export { connectClient, consumeBatch, disconnectWithTimeout, nativeTeardowns } from './kafka-client.js';
 export type { ConnectOptions, DisconnectOptions, KafkaClient } from './kafka-client.js';

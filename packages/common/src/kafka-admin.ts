@@ -1,4 +1,4 @@
-import type { IAdminClient, LibrdKafkaError, NewTopic, TopicDescription } from '@confluentinc/kafka-javascript';
+import type { GroupDescriptions, IAdminClient, LibrdKafkaError, NewTopic, TopicDescription } from '@confluentinc/kafka-javascript';
 import { isTopicAlreadyExists } from './kafka-codes.js';
 import { describeTopicConfigs, describeTopicIdentity, type KafkaTopicIdentity } from './kafka-protocol-admin.js';
 import { Kafka, KafkaError, kafkaError, rdkafkaConfig, securityProtocolOf, stickyKafkaError, uuidString, type KafkaConnectionOptions } from './kafka.js';
@@ -20,6 +20,17 @@ export interface KafkaAdminOptions {
    */
   wrapError?: (what: string, err: unknown, background: string | undefined) => Error;
 }
+
+/** A consumer group as the admin client describes it. */
+export interface GroupInfo {
+  state: GroupState;
+  members: Array<{ memberId: string; clientId: string; partitions: Array<{ topic: string; partition: number }> }>;
+}
+
+export type GroupState = 'unknown' | 'preparing-rebalance' | 'completing-rebalance' | 'stable' | 'dead' | 'empty';
+
+// librdkafka's ConsumerGroupStates, by number (the enum is a runtime value of the native module).
+const GROUP_STATES: readonly GroupState[] = ['unknown', 'preparing-rebalance', 'completing-rebalance', 'stable', 'dead', 'empty'];
 
 const UNKNOWN_TOPIC = /unknown topic|UNKNOWN_TOPIC|does not host this topic/i;
 
@@ -168,10 +179,21 @@ export class KafkaAdmin {
 
   /** Number of members a consumer group has (0 when it is empty or unknown). */
   async groupMembers(group: string, timeoutMs = 10_000): Promise<number> {
-    const res = await this.#call<{ groups: Array<{ members: unknown[]; error?: unknown }> }>(`describing group ${group}`, (cb) =>
-      this.#client.describeGroups([group], { timeout: timeoutMs }, cb),
-    );
-    return res.groups[0]?.members.length ?? 0;
+    return (await this.describeGroup(group, timeoutMs)).members.length;
+  }
+
+  /**
+   * A consumer group's state and each member's current assignment (an unknown group is `dead`
+   * with no members); says whether a rebalance is over and who holds which partition.
+   */
+  async describeGroup(group: string, timeoutMs = 10_000): Promise<GroupInfo> {
+    const res = await this.#call<GroupDescriptions>(`describing group ${group}`, (cb) => this.#client.describeGroups([group], { timeout: timeoutMs }, cb));
+    const g = res.groups[0];
+    if (!g) return { state: 'dead', members: [] };
+    return {
+      state: GROUP_STATES[g.state] ?? 'unknown',
+      members: g.members.map((m) => ({ memberId: m.memberId, clientId: m.clientId, partitions: (m.assignment?.topicPartitions ?? []).map((tp) => ({ topic: tp.topic, partition: tp.partition })) })),
+    };
   }
 
   /** A topic's settings (DescribeConfigs, which librdkafka's admin client lacks; through the protocol admin). */

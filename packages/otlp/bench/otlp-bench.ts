@@ -8,7 +8,11 @@
  *     same broker and topic layout (20 partitions), acknowledged (flush).
  * Rounds alternate between the two; medians are printed.
  *
- *   scripts/bench otlp [--spans 100000] [--rounds 3] [--sessions 100] [--concurrency 4]
+ *   scripts/bench otlp [--spans 100000] [--rounds 3] [--sessions 100] [--concurrency 4] [--baseline DIR]
+ *
+ * --baseline DIR: another checkout of this repository, built (e.g. a git worktree of an earlier
+ * commit); each round then also runs its receiver, so a change is measured against the code
+ * before it in one run, on the same broker and load.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -30,6 +34,8 @@ const SPANS = arg('spans', 100_000);
 const ROUNDS = arg('rounds', 3);
 const SESSIONS = arg('sessions', 100);
 const CONCURRENCY = arg('concurrency', 4);
+const baselineAt = args.indexOf('--baseline');
+const BASELINE = baselineAt >= 0 ? args[baselineAt + 1] : undefined;
 const BATCH = 512;
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const brokers = (process.env.AGENTTRACE_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -91,11 +97,11 @@ function makeBodies(): Uint8Array[] {
   return bodies;
 }
 
-async function otlpRound(): Promise<{ spansPerSec: number; written: number; cpuUsPerSpan: number; windowUsPerSpan: number; busy: number }> {
+async function otlpRound(cliRoot = root): Promise<{ spansPerSec: number; written: number; cpuUsPerSpan: number; windowUsPerSpan: number; busy: number }> {
   const topic = await newTopic();
   const port = await freePort();
   const bodies = makeBodies();
-  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/otlp-prof'] : []), `${root}packages/otlp/dist/cli.js`, 'serve', '--port', String(port), '--no-grpc', '--topic', topic, '--brokers', brokers.join(',')], {
+  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/otlp-prof'] : []), `${cliRoot.replace(/\/?$/, '/')}packages/otlp/dist/cli.js`, 'serve', '--port', String(port), '--no-grpc', '--topic', topic, '--brokers', brokers.join(',')], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, AGENTTRACE_S3_BUCKET: '' },
   });
@@ -169,6 +175,8 @@ async function tracerRound(): Promise<number> {
 
 const otlp: number[] = [];
 const otlpCpu: number[] = [];
+const base: number[] = [];
+const baseCpu: number[] = [];
 const sdk: number[] = [];
 try {
   process.stdout.write(`OTLP ingest vs tracer SDK: ${SPANS} spans/events per round, ${SESSIONS} sessions, ${BATCH} spans per request, ${CONCURRENCY} requests in flight; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})\n`);
@@ -176,6 +184,12 @@ try {
     const o = await otlpRound();
     otlp.push(o.spansPerSec);
     otlpCpu.push(o.windowUsPerSpan);
+    if (BASELINE !== undefined) {
+      const b = await otlpRound(BASELINE);
+      base.push(b.spansPerSec);
+      baseCpu.push(b.windowUsPerSpan);
+      process.stdout.write(`round ${r + 1}: baseline otlp ${Math.round(b.spansPerSec)} spans/s (receiver CPU ${b.windowUsPerSpan.toFixed(1)} µs/span while measured, ${(b.busy * 100).toFixed(0)}% of one core)\n`);
+    }
     const t = await tracerRound();
     sdk.push(t);
     process.stdout.write(
@@ -183,6 +197,9 @@ try {
     );
   }
   process.stdout.write(`median: otlp ${Math.round(median(otlp))} spans/s (receiver CPU ${median(otlpCpu).toFixed(1)} µs/span), tracer SDK ${Math.round(median(sdk))} events/s, ratio ${(median(otlp) / median(sdk)).toFixed(2)}\n`);
+  if (BASELINE !== undefined) {
+    process.stdout.write(`baseline (${BASELINE}): otlp ${Math.round(median(base))} spans/s (receiver CPU ${median(baseCpu).toFixed(1)} µs/span); this checkout / baseline: ${(median(otlp) / median(base)).toFixed(2)}x spans/s, ${(median(otlpCpu) / median(baseCpu)).toFixed(2)}x CPU per span\n`);
+  }
 } finally {
   const admin = new KafkaAdmin({ brokers });
   for (const topic of createdTopics) await admin.deleteTopic(topic).catch(() => undefined);

@@ -104,31 +104,42 @@ export class EventPublisher implements DeliveryTarget {
     const early: Array<{ eventId: string; error: TracerError }> = [];
     this.#inflight.add(batch);
     try {
-      for (let i = 0; i < events.length; i++) {
-        const event = events[i]!;
+      // Encoding first, producing after: while another batch's confirmation holds the producer,
+      // this one's CPU work (serialization, redaction) still goes on instead of waiting with it.
+      const valid: AgentEvent[] = [];
+      for (const event of events) {
+        if (this.#closed) early.push({ eventId: event.event_id, error: new TracerError('TRACER_CLOSED', `event ${event.event_id} was published after close()`) });
+        else if (event.emitter_id !== this.emitterId) {
+          early.push({ eventId: event.event_id, error: new TracerError('SERIALIZE_FAILED', `event ${event.event_id} has emitter_id ${JSON.stringify(event.emitter_id)}, not this publisher's ${this.emitterId}`) });
+        } else valid.push(event);
+      }
+      // Kafka unreachable: fail the batch before encoding it (no S3 offload for events not sent).
+      if (valid.length > 0 && !this.#producer.connected && !(await this.#waitConnected())) {
+        const error = new TracerError('DELIVERY_FAILED', `Kafka (${this.#opts.kafka.brokers.join(',')}) is unreachable: no connection within ${this.#connectTimeoutMs} ms`, { retryable: true });
+        for (const event of valid.splice(0)) early.push({ eventId: event.event_id, error });
+      }
+      const encoded: Array<{ event: AgentEvent; value: Buffer }> = [];
+      for (const event of valid) {
+        try {
+          const e = encodeEvent(event, this.#encodeOptions);
+          const result = e instanceof Promise ? await e : e;
+          if (result.offloaded) this.#stats.offloaded++;
+          if (result.problem) this.#report(new TracerError('OFFLOAD_FAILED', result.problem, { eventIds: [event.event_id] }));
+          encoded.push({ event, value: result.value });
+        } catch (err) {
+          early.push({ eventId: event.event_id, error: new TracerError('SERIALIZE_FAILED', `event ${event.event_id} could not be serialized: ${errorMessage(err)}`, { cause: err }) });
+        }
+      }
+      for (let i = 0; i < encoded.length; i++) {
+        const { event, value } = encoded[i]!;
         if (this.#closed) {
           early.push({ eventId: event.event_id, error: new TracerError('TRACER_CLOSED', `event ${event.event_id} was published after close()`) });
           continue;
         }
-        if (event.emitter_id !== this.emitterId) {
-          early.push({ eventId: event.event_id, error: new TracerError('SERIALIZE_FAILED', `event ${event.event_id} has emitter_id ${JSON.stringify(event.emitter_id)}, not this publisher's ${this.emitterId}`) });
-          continue;
-        }
         if (!this.#producer.connected && !(await this.#waitConnected())) {
           const error = new TracerError('DELIVERY_FAILED', `Kafka (${this.#opts.kafka.brokers.join(',')}) is unreachable: no connection within ${this.#connectTimeoutMs} ms`, { retryable: true });
-          for (const e of events.slice(i)) early.push({ eventId: e.event_id, error });
+          for (const rest of encoded.slice(i)) early.push({ eventId: rest.event.event_id, error });
           break;
-        }
-        let value: Buffer;
-        try {
-          const encoded = encodeEvent(event, this.#encodeOptions);
-          const result = encoded instanceof Promise ? await encoded : encoded;
-          value = result.value;
-          if (result.offloaded) this.#stats.offloaded++;
-          if (result.problem) this.#report(new TracerError('OFFLOAD_FAILED', result.problem, { eventIds: [event.event_id] }));
-        } catch (err) {
-          early.push({ eventId: event.event_id, error: new TracerError('SERIALIZE_FAILED', `event ${event.event_id} could not be serialized: ${errorMessage(err)}`, { cause: err }) });
-          continue;
         }
         const outcome = await this.#produce(event, value);
         if (outcome === 'sent') {

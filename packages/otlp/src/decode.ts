@@ -92,13 +92,23 @@ class Reader {
     return v;
   }
 
+  /** Where the last field read by `field()` starts. */
+  start = 0;
+
   /** A length-delimited field: returns its [start, end). */
   bytes(where: string): [number, number] {
+    const end = this.field(where);
+    return [this.start, end];
+  }
+
+  /** A length-delimited field without an allocation (hot paths): returns its end, `start` its start. */
+  field(where: string): number {
     const len = this.varint(where);
     const start = this.pos;
     if (len > this.end - start) fail(where, `length ${len} runs past the end of its message`);
+    this.start = start;
     this.pos = start + len;
-    return [start, start + len];
+    return this.pos;
   }
 
   skip(wire: number, where: string): void {
@@ -128,8 +138,10 @@ class Reader {
  * for a span's dozens of short strings dominated decoding. Invalid sequences become U+FFFD.
  */
 function str(r: Reader, where: string): string {
-  const [s, e] = r.bytes(where);
-  return Buffer.from(r.buf.buffer, r.buf.byteOffset + s, e - s).toString('utf8');
+  const e = r.field(where);
+  const b = r.buf;
+  // decodeProtobuf hands every reader a Buffer: no view object per string.
+  return Buffer.isBuffer(b) ? b.toString('utf8', r.start, e) : Buffer.from(b.buffer, b.byteOffset + r.start, e - r.start).toString('utf8');
 }
 
 function hex(r: Reader, where: string): string {
@@ -234,8 +246,8 @@ function keyValue(buf: Uint8Array, start: number, end: number, where: string, in
     const field = tag >>> 3;
     if (field === 1 && wire === 2) key = str(r, where);
     else if (field === 2 && wire === 2) {
-      const [s, e] = r.bytes(where);
-      value = anyValue(buf, s, e, where, depth);
+      const e = r.field(where);
+      value = anyValue(buf, r.start, e, where, depth);
     } else {
       if (field === 0) fail(where, 'field number 0');
       r.skip(wire, where);
@@ -247,8 +259,8 @@ function keyValue(buf: Uint8Array, start: number, end: number, where: string, in
 }
 
 function attributesField(r: Reader, where: string, into: Attributes): void {
-  const [s, e] = r.bytes(where);
-  keyValue(r.buf, s, e, where, into, 0);
+  const e = r.field(where);
+  keyValue(r.buf, r.start, e, where, into, 0);
 }
 
 function resource(buf: Uint8Array, start: number, end: number, where: string): Attributes {
@@ -295,6 +307,7 @@ function span(buf: Uint8Array, start: number, end: number, where: string, res: A
     resource: res,
     scopeName,
   };
+  let attrWhere: string | undefined;
   fields(buf, start, end, where, (field, wire, r) => {
     switch (field) {
       case 1:
@@ -327,7 +340,9 @@ function span(buf: Uint8Array, start: number, end: number, where: string, res: A
         break;
       case 9:
         expect(wire, 2, where);
-        attributesField(r, `${where}.attributes`, sp.attributes);
+        // One string for every attribute of the span (it only shows in an error).
+        attrWhere ??= `${where}.attributes`;
+        attributesField(r, attrWhere, sp.attributes);
         break;
       case 11: {
         expect(wire, 2, where);
@@ -355,7 +370,8 @@ function span(buf: Uint8Array, start: number, end: number, where: string, res: A
 }
 
 /** Decodes a protobuf ExportTraceServiceRequest. */
-export function decodeProtobuf(body: Uint8Array): OtlpSpan[] {
+export function decodeProtobuf(request: Uint8Array): OtlpSpan[] {
+  const body = Buffer.isBuffer(request) ? request : Buffer.from(request.buffer, request.byteOffset, request.byteLength);
   const out: OtlpSpan[] = [];
   let rsIndex = 0;
   fields(body, 0, body.length, 'ExportTraceServiceRequest', (field, wire, r) => {

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseEvent, validateEvent, newEventId, eventIdTime, nestingDepth, type AgentEvent } from '@agenttrace/contract';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { agentEventSchema, parseEvent, validateEvent, newEventId, eventIdTime, nestingDepth, type AgentEvent } from '@agenttrace/contract';
 
 function valid(): AgentEvent {
   return {
@@ -88,5 +91,22 @@ describe('event ids', () => {
   it('nestingDepth counts levels iteratively', () => {
     expect(nestingDepth({ a: [{ b: 1 }] }, 64)).toBe(3);
     expect(nestingDepth('x', 64)).toBe(0);
+  });
+});
+
+describe('the event schema', () => {
+  it('is a valid JSON Schema 2020-12 document', () => {
+    const ajv = new Ajv2020({ strict: false, validateFormats: false });
+    expect(ajv.validateSchema(agentEventSchema)).toBe(true);
+    expect(ajv.errors ?? null).toBeNull();
+  });
+});
+
+describe('the validator compiled ahead of time', () => {
+  it('is up to date with schema/agent-event.v1.json', () => {
+    const script = fileURLToPath(new URL('../scripts/generate-validator.mjs', import.meta.url));
+    const r = spawnSync(process.execPath, [script, '--check'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
   });
 });

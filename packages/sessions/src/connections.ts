@@ -21,6 +21,7 @@ export class SourceConnections {
   #admin: KafkaAdmin | undefined;
   #s3: S3Client | undefined;
   #partitions: number | undefined;
+  #reachable: Promise<void> | undefined;
   #closed = false;
 
   constructor(settings: AgentTraceSettings, opts: ResolvedSessionReaderOptions) {
@@ -74,7 +75,7 @@ export class SourceConnections {
     if (this.#partitions !== undefined) return this.#partitions;
     let n: number | undefined;
     // Every Kafka read starts here (partitionOf), so this is the one place to fail fast.
-    await assertKafkaReachable(this.settings.kafka);
+    await this.assertKafkaReachable();
     try {
       n = await this.admin().partitionCount(this.settings.topic, this.opts.kafkaTimeoutMs);
     } catch (err) {
@@ -83,6 +84,14 @@ export class SourceConnections {
     // Partitions can only be added; caching the count for the reader's lifetime is safe enough for one command.
     if (n !== undefined) this.#partitions = n;
     return n;
+  }
+
+  /** Fails at once, naming each address and why, when no bootstrap broker accepts a connection (checked once). */
+  assertKafkaReachable(): Promise<void> {
+    this.#reachable ??= assertKafkaReachable(this.settings.kafka);
+    // A failed check is made again on the next call instead of being cached.
+    this.#reachable.catch(() => (this.#reachable = undefined));
+    return this.#reachable;
   }
 
   /** The partition the session's records are on (the producer's murmur2 of the key), or undefined when the topic does not exist. */

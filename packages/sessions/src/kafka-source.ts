@@ -26,12 +26,19 @@ export class KafkaSource implements SessionSource {
 
   async read(sessionId: string, options: ReadSessionOptions, forced: boolean): Promise<SourceAttempt> {
     const topic = this.#c.settings.topic;
-    const partition = await this.#c.partitionOf(sessionId);
-    if (partition === undefined) return { kind: 'missing', detail: `topic ${topic} does not exist on ${describeKafka(this.#c.settings.kafka)}` };
-    const admin = this.#c.admin();
-    // The consumer connects while the offsets are looked up: each is a round trip of its own.
+    await this.#c.assertKafkaReachable();
+    // The consumer connects while the partition and the offsets are looked up: each is a round
+    // trip of its own.
     const opening = openConsumer(this.#c.settings.kafka, this.#c.opts.clientId, this.#c.opts.kafkaTimeoutMs);
     opening.catch(() => undefined);
+    let partition: number | undefined;
+    try {
+      partition = await this.#c.partitionOf(sessionId);
+    } finally {
+      if (partition === undefined) await opening.then(closeConsumer, () => undefined);
+    }
+    if (partition === undefined) return { kind: 'missing', detail: `topic ${topic} does not exist on ${describeKafka(this.#c.settings.kafka)}` };
+    const admin = this.#c.admin();
     const warnings: string[] = [];
     let scanned: ScannedEvent[];
     let nextOffset: number;

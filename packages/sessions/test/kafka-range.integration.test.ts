@@ -3,7 +3,8 @@ import { Redis } from 'ioredis';
 import { KafkaAdmin, redisKeys, resolveSettings, type AgentTraceSettings } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { SessionReader } from '@agenttrace/sessions';
-import { DashboardConsumer } from '@agenttrace/dashboard-consumer';
+import type { DashboardConsumer } from '@agenttrace/dashboard-consumer';
+import { testDashboard } from '../../../test-support/dashboard.js';
 import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, sleep, stack, uniqueName, type RawRecord } from '../../../test-support/stack.js';
 
 /**
@@ -33,18 +34,7 @@ const record = (e: AgentEvent): RawRecord => ({ key: e.session_id, value: JSON.s
 const others = (tag: string, n: number): RawRecord[] => Array.from({ length: n }, (_, i) => record(event(`sess_range_${tag}_${i % 20}`, Math.floor(i / 20), `em_${tag}`)));
 
 function dashboard(group: string, startFrom: 'earliest' | 'latest'): DashboardConsumer {
-  const c = new DashboardConsumer({
-    kafka: { brokers: stack.brokers },
-    topic,
-    group,
-    redisUrl: stack.redisUrl,
-    redisPrefix: prefix,
-    dlqTopic: `${topic}.dlq`,
-    alertsTopic: `${topic}.alerts`,
-    metricsPort: false,
-    alerts: false,
-    startFrom,
-  });
+  const c = testDashboard(topic, prefix, { group, startFrom });
   consumers.push(c);
   return c;
 }

@@ -5,7 +5,8 @@ import { Redis } from 'ioredis';
 import { redisKeys, resolveSettings, type AgentTraceSettings } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { SessionReader, type ListSessionsOptions, type SessionSort } from '@agenttrace/sessions';
-import { DashboardConsumer } from '@agenttrace/dashboard-consumer';
+import type { DashboardConsumer } from '@agenttrace/dashboard-consumer';
+import { testDashboard } from '../../../test-support/dashboard.js';
 import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, repoRoot, runNode, stack, uniqueName } from '../../../test-support/stack.js';
 
 /**
@@ -116,17 +117,7 @@ beforeAll(async () => {
   generate();
   await createTopic(topic, 8);
   settings = resolveSettings({ brokers: stack.brokers.join(','), topic, redisUrl: stack.redisUrl, redisPrefix: prefix, s3Endpoint: stack.s3Endpoint, s3Bucket: stack.s3Bucket }, {});
-  consumer = new DashboardConsumer({
-    kafka: { brokers: stack.brokers },
-    topic,
-    group: uniqueName('rankings-dash'),
-    redisUrl: stack.redisUrl,
-    redisPrefix: prefix,
-    dlqTopic: `${topic}.dlq`,
-    alertsTopic: `${topic}.alerts`,
-    metricsPort: false,
-    alerts: false,
-  });
+  consumer = testDashboard(topic, prefix, { group: uniqueName('rankings-dash') });
   await consumer.start();
   const t0 = performance.now();
   await produceRaw(

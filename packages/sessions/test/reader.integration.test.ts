@@ -4,7 +4,7 @@ import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { LOG_LEVELS, createS3Client, resolveSettings, unreachableBrokers, uploadOffload, redisKeys, type AgentTraceSettings, type Logger } from '@agenttrace/common';
 import { partitionForKey, type AgentEvent } from '@agenttrace/contract';
 import { SessionNotFoundError, SessionReader, SourceUnavailableError } from '@agenttrace/sessions';
-import { DashboardConsumer } from '@agenttrace/dashboard-consumer';
+import { testDashboard } from '../../../test-support/dashboard.js';
 import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, stack, uniqueName, type RawRecord } from '../../../test-support/stack.js';
 
 const PARTITIONS = 4;
@@ -287,18 +287,7 @@ describe('Redis source, materialized by the real dashboard consumer', () => {
     topics.push(t, `${t}.dlq`, `${t}.alerts`);
     await createTopic(t, PARTITIONS);
     const settings = settingsFor(t);
-    const consumer = new DashboardConsumer({
-      kafka: { brokers: stack.brokers },
-      topic: t,
-      group: uniqueName('sessions-dash'),
-      redisUrl: stack.redisUrl,
-      redisPrefix: settings.redisPrefix,
-      dlqTopic: `${t}.dlq`,
-      alertsTopic: `${t}.alerts`,
-      metricsPort: false,
-      sessionTimeoutMs: 6000,
-      alerts: false,
-    });
+    const consumer = testDashboard(t, settings.redisPrefix, { group: uniqueName('sessions-dash'), sessionTimeoutMs: 6000 });
     let running = true;
     try {
       await consumer.start();

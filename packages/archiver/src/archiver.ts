@@ -13,7 +13,7 @@ import {
   checkBucket,
   connectClient,
   consumeBatch,
-  consumerConfig,
+  groupConsumerConfig,
   createS3Client,
   describeKafka,
   describeS3,
@@ -364,15 +364,10 @@ export class Archiver {
     const o = this.#o;
     const consumer = new Kafka.KafkaConsumer(
       {
-        ...consumerConfig({ ...o.kafka, clientId: o.kafka.clientId ?? 'agenttrace-archiver' }),
-        'group.id': o.groupId,
-        ...(o.instanceId ? { 'group.instance.id': o.instanceId } : {}),
-        'enable.auto.commit': false,
-        'enable.auto.offset.store': false,
-        'isolation.level': 'read_committed',
         // Big fetches: the archiver reads backlogs.
+        ...groupConsumerConfig(o.kafka, { clientId: o.kafka.clientId ?? 'agenttrace-archiver', group: o.groupId, instanceId: o.instanceId, prefetchKbytes: 256 * 1024 }),
+        'isolation.level': 'read_committed',
         'fetch.max.bytes': 64 * 1024 * 1024,
-        'queued.max.messages.kbytes': 256 * 1024,
         rebalance_cb: (err: LibrdKafkaError, assignment: TopicPartition[]) => this.#onRebalance(consumer, err, assignment),
         ...o.consumer,
       },

@@ -9,12 +9,13 @@ export {
   validateKafkaConnection,
   rdkafkaConfig,
   consumerConfig,
+  groupConsumerConfig,
   TOPIC_METADATA_REFRESH_MS,
   securityProtocolOf,
   describeKafka,
   uuidString,
 } from './kafka.js';
-export type { KafkaConnectionOptions, SecurityProtocol, SaslMechanism } from './kafka.js';
+export type { KafkaConnectionOptions, GroupConsumerOptions, SecurityProtocol, SaslMechanism } from './kafka.js';
 export { KafkaAdmin, explainConnectFailure } from './kafka-admin.js';
 export type { GroupInfo, GroupState, KafkaAdminOptions, TopicInfo } from './kafka-admin.js';
 export { KAFKA_CODES, isQueueFull, isTooLarge, isTopicAlreadyExists, setTimeoutOnlyForFirstMessage } from './kafka-codes.js';

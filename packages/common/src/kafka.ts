@@ -128,6 +128,41 @@ export function consumerConfig(conn: KafkaConnectionOptions): GlobalConfig {
   return rdkafkaConfig({ ...conn, rdkafka: { 'topic.metadata.refresh.interval.ms': TOPIC_METADATA_REFRESH_MS, ...conn.rdkafka } });
 }
 
+/** A group member of the services: what differs between them. */
+export interface GroupConsumerOptions {
+  /** librdkafka's client.id. */
+  clientId: string;
+  group: string;
+  /** Static membership (`group.instance.id`). */
+  instanceId?: string;
+  /** What librdkafka may prefetch, KiB: all that sits in memory before the service takes it. */
+  prefetchKbytes: number;
+  /** Session timeout, ms; the heartbeat is sent four times in it (at least every 500 ms). */
+  sessionTimeoutMs?: number;
+}
+
+/**
+ * librdkafka settings of a service's group consumer (dashboard consumer, archiver, OTLP forwarder):
+ * consumerConfig's, the group, and positions never committed or stored by librdkafka, because each
+ * service stores its own (Redis, S3 objects, the backend's answer). The caller adds its assignment
+ * strategy, rebalance_cb and user overrides.
+ */
+export function groupConsumerConfig(conn: KafkaConnectionOptions, o: GroupConsumerOptions): GlobalConfig {
+  const cfg: Record<string, unknown> = {
+    ...consumerConfig({ ...conn, clientId: o.clientId }),
+    'group.id': o.group,
+    'enable.auto.commit': false,
+    'enable.auto.offset.store': false,
+    'queued.max.messages.kbytes': o.prefetchKbytes,
+  };
+  if (o.instanceId) cfg['group.instance.id'] = o.instanceId;
+  if (o.sessionTimeoutMs !== undefined) {
+    cfg['session.timeout.ms'] = o.sessionTimeoutMs;
+    cfg['heartbeat.interval.ms'] = Math.max(500, Math.floor(o.sessionTimeoutMs / 4));
+  }
+  return cfg as GlobalConfig;
+}
+
 /** A description of a connection that is safe to print: brokers and protocol, never credentials. */
 export function describeKafka(conn: Pick<KafkaConnectionOptions, 'brokers' | 'securityProtocol' | 'sasl'>): string {
   const proto = conn.securityProtocol ?? (conn.sasl ? 'sasl_plaintext' : 'plaintext');

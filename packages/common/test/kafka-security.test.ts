@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kafkaConnectionFromEnv, kafkaError, resolveSettings } from '../src/index.js';
+import { groupConsumerConfig, kafkaConnectionFromEnv, kafkaError, resolveSettings } from '../src/index.js';
 
 const conn = { brokers: ['127.0.0.1:1'], securityProtocol: 'sasl_ssl' as const, sasl: { mechanism: 'SCRAM-SHA-512' as const, username: 'u', password: 'p' } };
 
@@ -33,5 +33,24 @@ describe('Kafka security settings and failures', () => {
     expect(tls.code).toBe('KAFKA_AUTH_FAILED');
     expect(tls.message).toMatch(/TLS handshake failed: does AGENTTRACE_KAFKA_SSL_CA_LOCATION name the CA/);
     expect(`${login.message} ${tls.message}`).not.toContain('"p"');
+  });
+});
+
+describe('groupConsumerConfig', () => {
+  it('never lets librdkafka commit or store positions, bounds the prefetch and paces the heartbeat', () => {
+    const cfg = groupConsumerConfig({ brokers: ['b1:9092'], rdkafka: { 'enable.auto.commit': true } }, { clientId: 'svc', group: 'g', prefetchKbytes: 8192, sessionTimeoutMs: 6000 }) as unknown as Record<string, unknown>;
+    expect(cfg).toMatchObject({
+      'client.id': 'svc',
+      'group.id': 'g',
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      'queued.max.messages.kbytes': 8192,
+      'session.timeout.ms': 6000,
+      'heartbeat.interval.ms': 1500,
+      'topic.metadata.refresh.interval.ms': 5000,
+    });
+    expect(cfg['group.instance.id']).toBeUndefined();
+    const small = groupConsumerConfig({ brokers: ['b1:9092'] }, { clientId: 'svc', group: 'g', instanceId: 'pod-1', prefetchKbytes: 1, sessionTimeoutMs: 1000 }) as unknown as Record<string, unknown>;
+    expect(small).toMatchObject({ 'group.instance.id': 'pod-1', 'heartbeat.interval.ms': 500 });
   });
 });

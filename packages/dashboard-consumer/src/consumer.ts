@@ -9,7 +9,7 @@ import {
   backoffMs,
   connectClient,
   consumeBatch,
-  consumerConfig,
+  groupConsumerConfig,
   describeKafka,
   describeTopicIdentity,
   disconnectWithTimeout,
@@ -269,16 +269,10 @@ export class DashboardConsumer {
   async #connectConsumer(): Promise<void> {
     const o = this.options;
     const conf: Record<string, unknown> = {
-      ...consumerConfig({ ...o.kafka, clientId: `${o.kafka.clientId ?? 'agenttrace-dashboard'}-consumer` }),
-      'group.id': o.group,
-      'enable.auto.commit': false,
-      'enable.auto.offset.store': false,
-      'session.timeout.ms': o.sessionTimeoutMs,
-      'heartbeat.interval.ms': Math.max(500, Math.floor(o.sessionTimeoutMs / 4)),
+      // Bounded prefetch: backpressure instead of an unbounded in-memory backlog.
+      ...groupConsumerConfig(o.kafka, { clientId: `${o.kafka.clientId ?? 'agenttrace-dashboard'}-consumer`, group: o.group, prefetchKbytes: 16_384, sessionTimeoutMs: o.sessionTimeoutMs }),
       // Eager assignment: every assignment passes through rebalance_cb, where Redis' offsets are applied.
       'partition.assignment.strategy': 'range',
-      // Bounded prefetch: backpressure instead of an unbounded in-memory backlog.
-      'queued.max.messages.kbytes': 16_384,
       rebalance_cb: (err: LibrdKafkaError, assignment: TopicPartition[]) => this.#onRebalance(err, assignment),
       ...o.consumer,
     };

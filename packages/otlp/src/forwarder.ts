@@ -1,7 +1,7 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import type { KafkaConsumer, LibrdKafkaError, Message, TopicPartition } from '@confluentinc/kafka-javascript';
 import { parseEvent, type AgentEvent } from '@agenttrace/contract';
-import { connectClient, consumeBatch, consumerConfig, createS3Client, describeKafka, disconnectWithTimeout, errorMessage, kafkaError, restoreOffloads, setTimeoutOnlyForFirstMessage, AckingProducer, DeadLetterWriter, type DeadLetterSource } from '@agenttrace/common';
+import { connectClient, consumeBatch, groupConsumerConfig, createS3Client, describeKafka, disconnectWithTimeout, errorMessage, kafkaError, restoreOffloads, setTimeoutOnlyForFirstMessage, AckingProducer, DeadLetterWriter, type DeadLetterSource } from '@agenttrace/common';
 import { OtlpError } from './errors.js';
 import { encodeTraceRequest, eventsToSpans, type ExportSpan } from './export.js';
 import { postWithRetry, type PostOptions } from './otlp-post.js';
@@ -261,15 +261,10 @@ export class OtlpForwarder {
   async #connectConsumer(): Promise<void> {
     const o = this.options;
     const conf: Record<string, unknown> = {
-      ...consumerConfig({ ...o.kafka, clientId: `${o.kafka.clientId ?? 'agenttrace-otlp-forward'}-consumer` }),
-      'group.id': o.group,
-      'enable.auto.commit': false,
-      'enable.auto.offset.store': false,
-      'session.timeout.ms': o.sessionTimeoutMs,
-      'heartbeat.interval.ms': Math.max(500, Math.floor(o.sessionTimeoutMs / 4)),
-      'partition.assignment.strategy': 'range',
       // Bounded prefetch: with maxInFlight batches out, this is all that sits in memory besides them.
-      'queued.max.messages.kbytes': 8_192,
+      ...groupConsumerConfig(o.kafka, { clientId: `${o.kafka.clientId ?? 'agenttrace-otlp-forward'}-consumer`, group: o.group, prefetchKbytes: 8_192, sessionTimeoutMs: o.sessionTimeoutMs }),
+      // Eager assignment: offsets are taken over in rebalance_cb.
+      'partition.assignment.strategy': 'range',
       rebalance_cb: (err: LibrdKafkaError, assignment: TopicPartition[]) => this.#onRebalance(err, assignment),
     };
     const consumer = new Kafka.KafkaConsumer(conf as never, { 'auto.offset.reset': o.startFrom });

@@ -10,6 +10,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
 import { KafkaAdmin, rdkafkaConfig, type KafkaConnectionOptions } from '@agenttrace/common';
 import { newEventId, type AgentEvent } from '@agenttrace/contract';
 
@@ -304,4 +305,14 @@ export function assertPortFree(port: number, what: string): Promise<void> {
     );
     s.listen(port, '127.0.0.1', () => s.close(() => resolve()));
   });
+}
+
+/** Deletes every Redis key under a test's or benchmark's prefix (SCAN in slices, UNLINK). */
+export async function dropRedisPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
 }

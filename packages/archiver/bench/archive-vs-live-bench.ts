@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { DashboardConsumer } from '@agenttrace/dashboard-consumer';
 import { Archiver } from '../src/index.js';
-import { createTopic, deleteTopic, produceRaw, stack, uniqueName } from '../../../test-support/stack.js';
+import { createTopic, deleteTopic, produceRaw, stack, uniqueName, dropRedisPrefix } from '../../../test-support/stack.js';
 import { deletePrefix, highWatermarks, s3 } from '../test/helpers.js';
 import { assertArchivedOnce, backlogRecords, median, storedOffsets } from './bench-support.js';
 
@@ -42,14 +42,6 @@ const SCALE = values.scale.split(',').map(Number).filter((k) => k > 0);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const topic = uniqueName('bench-avl');
 
-async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
 
 /** The dashboard consumer's drain of the whole backlog, in events/s. */
 async function dashboardRound(redis: Redis): Promise<number> {
@@ -67,7 +59,7 @@ async function dashboardRound(redis: Redis): Promise<number> {
     return N / ((performance.now() - t0) / 1000);
   } finally {
     await consumer.close().catch(() => undefined);
-    await dropPrefix(redis, prefix);
+    await dropRedisPrefix(redis, prefix);
   }
 }
 

@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import Kafka from '@confluentinc/kafka-javascript';
 import { rdkafkaConfig, redisKeys } from '@agenttrace/common';
 import { AgentTracer } from '@agenttrace/tracer';
-import { createTopic, deleteTopic, kafkaConn, makeEvent, repoRoot, sleep, stack, uniqueName } from '../../../test-support/stack.js';
+import { createTopic, deleteTopic, kafkaConn, makeEvent, repoRoot, sleep, stack, uniqueName, dropRedisPrefix } from '../../../test-support/stack.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -45,14 +45,6 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
 
 async function produceBacklog(topic: string, n: number, sessions: number): Promise<void> {
   const producer = new Kafka.Producer({ ...rdkafkaConfig(kafkaConn()), 'enable.idempotence': true, dr_cb: true, 'linger.ms': 20, 'batch.num.messages': 10_000, 'queue.buffering.max.messages': 200_000 });
@@ -107,7 +99,7 @@ async function throughput(redis: Redis): Promise<void> {
     console.log(`throughput: ${done} events into Redis in ${total.toFixed(2)} s including process start and group join = ${Math.round(done / total)} events/s`);
     console.log(`throughput: from the first applied batch to the last: ${steady.toFixed(2)} s = ${Math.round(done / steady)} events/s (target >= 50000)`);
   } finally {
-    await dropPrefix(redis, prefix);
+    await dropRedisPrefix(redis, prefix);
     await Promise.all([deleteTopic(topic), deleteTopic(`${topic}.dlq`), deleteTopic(`${topic}.alerts`)]);
   }
 }
@@ -179,7 +171,7 @@ async function freshness(redis: Redis): Promise<void> {
     await Promise.all(tracers.map((t) => t.close().catch(() => undefined)));
     sub.disconnect();
     await stop(child);
-    await dropPrefix(redis, prefix);
+    await dropRedisPrefix(redis, prefix);
     await Promise.all([deleteTopic(topic), deleteTopic(`${topic}.dlq`), deleteTopic(`${topic}.alerts`)]);
   }
 }

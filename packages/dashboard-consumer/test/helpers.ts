@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { stack, uniqueName, createTopic, deleteTopic } from '../../../test-support/stack.js';
+import { stack, uniqueName, createTopic, deleteTopic, dropRedisPrefix } from '../../../test-support/stack.js';
 import { DashboardConsumer, type DashboardConsumerOptions, type LogEntry } from '../src/index.js';
 
 /** A Redis client for assertions (the consumer under test has its own). */
@@ -8,14 +8,7 @@ export function testRedis(url = stack.redisUrl): Redis {
 }
 
 /** Deletes every key under a test prefix. */
-export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-}
+export const dropPrefix = dropRedisPrefix;
 
 export interface Fixture {
   topic: string;

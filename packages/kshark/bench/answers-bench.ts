@@ -28,7 +28,7 @@ import { Archiver } from '@agenttrace/archiver';
 import { DashboardConsumer } from '@agenttrace/dashboard-consumer';
 import { AgentTracer, shutdownTracing, type TracerError } from '@agenttrace/tracer';
 import { runIncidentSession } from '../../../examples/invoice-agent/agent.js';
-import { createTopic, deleteTopic, eventually, repoRoot, stack, uniqueName } from '../../../test-support/stack.js';
+import { createTopic, deleteTopic, dropRedisPrefix, eventually, repoRoot, stack, uniqueName } from '../../../test-support/stack.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -199,12 +199,7 @@ async function main(): Promise<void> {
       return;
     }
     for (const t of [topic, `${topic}.dlq`, `${topic}.alerts`]) await deleteTopic(t);
-    let cursor: string | undefined;
-    do {
-      const scan = await redis.scan(cursor ?? '0', 'MATCH', `${redisPrefix}*`, 'COUNT', 10_000);
-      cursor = scan[0] === '0' ? undefined : scan[0];
-      if (scan[1].length > 0) await redis.del(...scan[1]);
-    } while (cursor);
+    await dropRedisPrefix(redis, redisPrefix);
     await redis.quit();
     const bucket = s3Options.bucket!;
     for (;;) {

@@ -7,7 +7,7 @@ import type { AgentEvent } from '@agenttrace/contract';
 import { SessionReader, type ListSessionsOptions, type SessionSort } from '@agenttrace/sessions';
 import type { DashboardConsumer } from '@agenttrace/dashboard-consumer';
 import { testDashboard } from '../../../test-support/dashboard.js';
-import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, repoRoot, runNode, stack, uniqueName } from '../../../test-support/stack.js';
+import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, repoRoot, runNode, stack, uniqueName, dropRedisPrefix } from '../../../test-support/stack.js';
 
 /**
  * Rankings over every session in Redis: 10,000 ordinary recent sessions plus a handful of old
@@ -150,12 +150,7 @@ afterAll(async () => {
   await consumer?.close();
   await reader?.close();
   const redis = new Redis(stack.redisUrl);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  await dropRedisPrefix(redis, prefix);
   await redis.quit();
   for (const t of [topic, `${topic}.dlq`, `${topic}.alerts`]) await deleteTopic(t).catch(() => undefined);
 }, 60_000);

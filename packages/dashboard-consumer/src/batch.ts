@@ -108,8 +108,19 @@ interface SessionAgg {
   p: number;
   fo: number;
   lo: number;
+  /** Offset gaps of at least KAFKA_INDEX_MIN_GAP between two records of the session in this batch. */
+  gaps: Array<[number, number]>;
   et: number[];
 }
+
+/**
+ * The smallest run of other sessions' records worth noting in a session's Kafka index as a gap a
+ * reader may skip. A reader pays a new fetch per skip (~4 ms here, with its 128 KiB fetches) and
+ * ~15 µs per record it scans instead, so a skip pays off from ~300 records on.
+ */
+export const KAFKA_INDEX_MIN_GAP = 500;
+/** At most this many gaps per session index (~20 bytes each); past them the reader just scans. */
+export const KAFKA_INDEX_MAX_GAPS = 100;
 
 // session_end with status error closes a failed session; it is not one more error.
 const isError = (e: AgentEvent): boolean => e.event_type === 'error' || (e.status === 'error' && e.event_type !== 'session_end');
@@ -167,6 +178,7 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
         p: r.partition,
         fo: r.offset,
         lo: r.offset,
+        gaps: [],
         et: [],
       };
       sessions.set(e.session_id, s);
@@ -200,6 +212,8 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
       const tool = typeof p.tool === 'string' && p.tool.length > 0 ? p.tool : '(unnamed)';
       s.tools.set(tool, (s.tools.get(tool) ?? 0) + 1);
     }
+    // The batch holds every record of the partition between the two: none of them is the session's.
+    if (r.partition === s.p && r.offset - s.lo > KAFKA_INDEX_MIN_GAP) s.gaps.push([s.lo, r.offset]);
     s.p = r.partition;
     s.lo = r.offset;
   }
@@ -275,6 +289,8 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
       fo: String(s.fo),
       lo: String(s.lo),
       et: s.et,
+      // [after, before] pairs: no record of the session lies strictly between the two offsets.
+      g: s.gaps.map(([a, b]) => `${a}:${b}`),
       ch: k.sessionChannel(s.id),
     };
     if (s.st) h.st = s.st;
@@ -303,6 +319,8 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
     recent: ctx.recentAlerts,
     r: rules,
     own: ctx.owner ? [ctx.owner.clusterId, ctx.owner.topicId] : undefined,
+    gap: KAFKA_INDEX_MIN_GAP,
+    gapMax: KAFKA_INDEX_MAX_GAPS,
   };
   args[0] = JSON.stringify(header);
   return { keys, args, parts: partList, sessions: [...sessions.keys()], eventCount };

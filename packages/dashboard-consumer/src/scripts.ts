@@ -118,13 +118,45 @@ for _, s in ipairs(h.s) do
   -- cluster or topic id is started anew, one written before ids were stored is adopted. Its
   -- last offset only rises, so a reader may trust that no record of the session lies between it
   -- and the stored position (see since: below).
-  local ko = redis.call('HMGET', kKafka, 'last_offset', 'partition', 'cluster_id', 'topic_id')
+  --
+  -- gaps: 'after:before' pairs, comma separated, in offset order: no record of the session lies
+  -- strictly between the two offsets, so a reader skips them. Each is noted when the index rises
+  -- past it, only where this group applied every record in between: inside this batch, or from
+  -- the group's since:<partition> on (a group that started later cannot vouch for what it skipped).
+  local ko = redis.call('HMGET', kKafka, 'last_offset', 'partition', 'cluster_id', 'topic_id', 'gaps')
   local idxFresh = fresh or not ko[1]
   if h.own and ko[3] and (ko[3] ~= h.own[1] or ko[4] ~= h.own[2]) then idxFresh = true end
   if idxFresh then
     redis.call('HSET', kKafka, 'topic', h.topic, 'partition', s.p, 'first_offset', s.fo, 'last_offset', s.lo)
-  elseif ko[2] ~= tostring(s.p) or tonumber(s.lo) > tonumber(ko[1]) then
+    if h.own and #s.g > 0 then redis.call('HSET', kKafka, 'gaps', table.concat(s.g, ',', 1, math.min(#s.g, h.gapMax)))
+    else redis.call('HDEL', kKafka, 'gaps') end
+  elseif ko[2] ~= tostring(s.p) then
     redis.call('HSET', kKafka, 'last_offset', s.lo)
+    redis.call('HDEL', kKafka, 'gaps')
+  elseif tonumber(s.lo) > tonumber(ko[1]) then
+    redis.call('HSET', kKafka, 'last_offset', s.lo)
+    if h.own then
+      local last = tonumber(ko[1])
+      local new = {}
+      if tonumber(s.fo) - last > h.gap then
+        -- since:<p> speaks for this group only while its stored position exists (a reset drops both).
+        local since = redis.call('HGET', KEYS[20], 'since:' .. s.p)
+        if since and redis.call('HEXISTS', KEYS[1], tostring(s.p)) == 1 then
+          local from = math.max(last, tonumber(since) - 1)
+          if tonumber(s.fo) - from > h.gap then new[#new + 1] = from .. ':' .. s.fo end
+        end
+      end
+      for _, g in ipairs(s.g) do
+        if tonumber(string.match(g, '^(%d+)')) >= last then new[#new + 1] = g end
+      end
+      local have = 0
+      if ko[5] and ko[5] ~= '' then have = select(2, string.gsub(ko[5], ',', '')) + 1 end
+      if #new > 0 and have < h.gapMax then
+        local add = table.concat(new, ',', 1, math.min(#new, h.gapMax - have))
+        if have > 0 then add = ko[5] .. ',' .. add end
+        redis.call('HSET', kKafka, 'gaps', add)
+      end
+    end
   end
   if h.own then redis.call('HSET', kKafka, 'cluster_id', h.own[1], 'topic_id', h.own[2]) end
 

@@ -65,6 +65,7 @@ export class KafkaSource implements SessionSource {
       }
       const [index, topicId] = await Promise.all([indexLookup, topicIdLookup]);
       let lastIndexed: number | undefined;
+      let gaps: OffsetRange[] = [];
       let coverage: Coverage[] = [];
       if (index && index.topic === topic && index.partition === partition) {
         if (index.topicId !== undefined && topicId !== undefined && index.topicId !== topicId) {
@@ -75,11 +76,12 @@ export class KafkaSource implements SessionSource {
           start = Math.max(start, index.firstOffset);
           if (index.topicId !== undefined && index.topicId === topicId) {
             lastIndexed = index.lastOffset;
+            gaps = index.gaps;
             coverage = await this.#c.tryCoverage(partition, topicId);
           }
         }
       }
-      ranges = planScan({ start, high, lastIndexed, coverage });
+      ranges = planScan({ start, high, lastIndexed, coverage, gaps });
       try {
         const consumer = await opening;
         scanned = [];

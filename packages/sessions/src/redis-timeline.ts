@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { backoffMs, describeRedisUrl, errorMessage, redisKeys, type RedisKeys, type SessionMeta } from '@agenttrace/common';
 import { SourceUnavailableError } from './errors.js';
-import type { Coverage } from './scan-plan.js';
+import type { Coverage, OffsetRange } from './scan-plan.js';
 
 /** Where the dashboard consumer saw the session in Kafka. */
 export interface KafkaIndex {
@@ -11,6 +11,11 @@ export interface KafkaIndex {
   lastOffset: number;
   /** The id of the topic the offsets are in; absent in indexes written before it was stored. */
   topicId?: string;
+  /**
+   * Offset ranges between the first and last offsets that hold no record of the session (runs of
+   * other sessions' records the dashboard applied, in offset order); empty when none were noted.
+   */
+  gaps: OffsetRange[];
 }
 
 /** A Redis connection that fails fast: a reader must fall back to Kafka, not hang. */
@@ -43,10 +48,31 @@ export function redisFailure(url: string, what: string, err: unknown): SourceUna
   return new SourceUnavailableError('redis', describeRedisUrl(url), `${what} failed: ${errorMessage(err)}`, err);
 }
 
+/**
+ * The index's `gaps` field: 'after:before' pairs in rising order, each saying no record of the
+ * session lies strictly between the two offsets. Anything malformed drops them all: a gap is only
+ * a saving, and a wrong one would hide records.
+ */
+export function parseGaps(text: string | undefined): OffsetRange[] {
+  if (!text) return [];
+  const out: OffsetRange[] = [];
+  let floor = -1;
+  for (const part of text.split(',')) {
+    const m = /^(\d+):(\d+)$/.exec(part);
+    if (!m) return [];
+    const after = Number(m[1]);
+    const before = Number(m[2]);
+    if (!Number.isSafeInteger(after) || !Number.isSafeInteger(before) || before <= after + 1 || after < floor) return [];
+    out.push({ start: after + 1, end: before });
+    floor = before;
+  }
+  return out;
+}
+
 export async function readKafkaIndex(redis: Redis, keys: RedisKeys, sessionId: string): Promise<KafkaIndex | undefined> {
   const h = await redis.hgetall(keys.kafkaIndex(sessionId));
   if (!h.topic || h.partition === undefined || h.first_offset === undefined) return undefined;
-  const idx: KafkaIndex = { topic: h.topic, partition: Number(h.partition), firstOffset: Number(h.first_offset), lastOffset: Number(h.last_offset ?? h.first_offset) };
+  const idx: KafkaIndex = { topic: h.topic, partition: Number(h.partition), firstOffset: Number(h.first_offset), lastOffset: Number(h.last_offset ?? h.first_offset), gaps: parseGaps(h.gaps) };
   if (h.topic_id) idx.topicId = h.topic_id;
   return Number.isInteger(idx.partition) && Number.isInteger(idx.firstOffset) && Number.isInteger(idx.lastOffset) ? idx : undefined;
 }

@@ -16,23 +16,36 @@ export interface Coverage {
 
 /**
  * The offset ranges a Kafka read of one session must scan. Without more knowledge that is
- * [start, high). With the session's index (of this very topic, by topic id) and a group's
- * coverage, no record of the session lies in (lastOffset, position) where the group applied
- * every record: those are skipped. A session that ended long ago is then read from its own
- * offsets plus the tail the dashboard has not applied yet, not up to the end of the partition.
+ * [start, high). With the session's index (of this very topic, by topic id: `lastIndexed` is then
+ * set) two kinds of ranges hold no record of the session and are skipped:
+ * - after its last indexed offset, below a group's position, where that group applied every
+ *   record (coverage): a session that ended long ago is read from its own offsets plus the tail the
+ *   dashboard has not applied yet, not up to the end of the partition;
+ * - the index's gaps: long runs of other sessions' records between two of its own, as a
+ *   long-running session interleaved with busier ones has.
  */
-export function planScan(p: { start: number; high: number; lastIndexed?: number; coverage: readonly Coverage[] }): OffsetRange[] {
+export function planScan(p: { start: number; high: number; lastIndexed?: number; coverage: readonly Coverage[]; gaps?: readonly OffsetRange[] }): OffsetRange[] {
   const whole = p.start < p.high ? [{ start: p.start, end: p.high }] : [];
   if (p.lastIndexed === undefined) return whole;
+  const skips: OffsetRange[] = [];
+  for (const g of p.gaps ?? []) if (g.end <= p.lastIndexed) skips.push(g);
   let gap: OffsetRange | undefined;
   for (const c of p.coverage) {
     const start = Math.max(p.lastIndexed + 1, c.since, p.start);
     const end = Math.min(c.position, p.high);
     if (end > start && (!gap || end - start > gap.end - gap.start)) gap = { start, end };
   }
-  if (!gap) return whole;
+  if (gap) skips.push(gap);
+  let out = whole;
+  for (const skip of skips) out = out.flatMap((r) => subtract(r, skip));
+  return out;
+}
+
+/** What is left of r once the offsets of skip are taken out (zero, one or two ranges). */
+function subtract(r: OffsetRange, skip: OffsetRange): OffsetRange[] {
+  if (skip.end <= r.start || skip.start >= r.end) return [r];
   const out: OffsetRange[] = [];
-  if (gap.start > p.start) out.push({ start: p.start, end: gap.start });
-  if (p.high > gap.end) out.push({ start: gap.end, end: p.high });
+  if (skip.start > r.start) out.push({ start: r.start, end: skip.start });
+  if (skip.end < r.end) out.push({ start: skip.end, end: r.end });
   return out;
 }

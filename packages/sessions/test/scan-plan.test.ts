@@ -40,3 +40,27 @@ describe('planScan', () => {
     expect(planScan({ start: 300, high: 500, lastIndexed: 150, coverage: [{ since: 0, position: 400 }] })).toEqual([{ start: 400, end: 500 }]);
   });
 });
+
+describe('planScan with the index gaps', () => {
+  const gaps = [
+    { start: 161, end: 200 },
+    { start: 211, end: 300 },
+  ];
+
+  it('skips the gaps between the session own records, and the vouched-for tail after them', () => {
+    expect(planScan({ start: 100, high: 500, lastIndexed: 350, coverage: [{ since: 0, position: 450 }], gaps })).toEqual([
+      { start: 100, end: 161 },
+      { start: 200, end: 211 },
+      { start: 300, end: 351 },
+      { start: 450, end: 500 },
+    ]);
+  });
+
+  it('uses no gap without a trusted index (another topic id leaves lastIndexed unset)', () => {
+    expect(planScan({ start: 100, high: 500, coverage: [{ since: 0, position: 450 }], gaps })).toEqual([{ start: 100, end: 500 }]);
+  });
+
+  it('cuts a gap at a --from start, and ignores one past the last indexed offset', () => {
+    expect(planScan({ start: 250, high: 500, lastIndexed: 350, coverage: [], gaps: [...gaps, { start: 400, end: 450 }] })).toEqual([{ start: 300, end: 500 }]);
+  });
+});

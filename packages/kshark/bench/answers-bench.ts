@@ -162,6 +162,10 @@ async function main(): Promise<void> {
       const doc = JSON.parse(r.stdout) as { events: unknown[] };
       rows.push(['what did the incident do', `kshark replay <incident> --source ${source} --json`, r, check(`replay from ${source}`, doc.events.length === RETRIES + 6)]);
     }
+    // Kafka alone, with no Redis to ask for the session's offset index: the whole range from the
+    // session's partition start is scanned (the worst case of a Kafka-only read).
+    const noIndex = await timed(['replay', incidentId, '--source', 'kafka', '--json', ...conn, '--redis-url', 'redis://127.0.0.1:1']);
+    rows.push(['what did the incident do, Redis unreachable', 'kshark replay <incident> --source kafka --json --redis-url <unreachable>', noIndex, check('replay from kafka without the index', (JSON.parse(noIndex.stdout) as { events: unknown[] }).events.length === RETRIES + 6)]);
     // A session that ended early in the load: from Kafka only, the scan stops where the session's
     // records end (the dashboard consumer vouches for the rest of the partition).
     const early = 'sess_ans_000100';

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { KafkaAdmin, redisKeys, resolveSettings, type AgentTraceSettings } from '@agenttrace/common';
-import type { AgentEvent } from '@agenttrace/contract';
+import { redisKeys, resolveSettings, type AgentTraceSettings } from '@agenttrace/common';
 import { SessionReader } from '@agenttrace/sessions';
 import type { DashboardConsumer } from '@agenttrace/dashboard-consumer';
 import { testDashboard } from '../../../test-support/dashboard.js';
-import { createTopic, deleteTopic, dropRedisPrefix, eventually, makeEvent, produceRaw, sleep, stack, uniqueName, type RawRecord } from '../../../test-support/stack.js';
+import { createTopic, eventually, produceRaw, stack, uniqueName, type RawRecord } from '../../../test-support/stack.js';
+import { cleanUp, eventRecord, highWatermark as highWatermarkOf, otherRecords, seqEvent, startAtEnd, storedPosition as storedPositionOf } from './partition-fixtures.js';
 
 /**
  * The session index's gaps: long runs of other sessions' records between two records of a session,
@@ -28,26 +28,11 @@ let settings: AgentTraceSettings;
 let witness = 0;
 let secondSince = 0;
 
-const T0 = Date.parse('2026-03-03T09:00:00Z');
-const event = (sessionId: string, seq: number, emitter = 'em_gaps'): AgentEvent =>
-  makeEvent({ session_id: sessionId, emitter_id: emitter, seq, event_type: seq === 0 ? 'session_start' : 'tool_call', timestamp: new Date(T0 + seq * 1000).toISOString(), payload: seq === 0 ? {} : { tool: `tool.${seq}`, input: { seq }, output: { ok: true }, latency_ms: 1 } });
-const record = (e: AgentEvent): RawRecord => ({ key: e.session_id, value: JSON.stringify(e) });
-const others = (tag: string, n: number): RawRecord[] => Array.from({ length: n }, (_, i) => record(event(`sess_gaps_${tag}_${i % 50}`, Math.floor(i / 50), `em_${tag}`)));
-const mine = (from: number, to: number): RawRecord[] => Array.from({ length: to - from + 1 }, (_, i) => record(event(target, from + i)));
-
-async function highWatermark(): Promise<number> {
-  const admin = new KafkaAdmin({ brokers: stack.brokers });
-  try {
-    return (await admin.watermarks(topic, [0], 5000)).get(0)?.high ?? 0;
-  } finally {
-    admin.close();
-  }
-}
-
-async function storedPosition(redis: Redis, group: string): Promise<number | undefined> {
-  const v = await redis.hget(redisKeys(prefix).offsets(group, topic), '0');
-  return v === null ? undefined : Number(v);
-}
+const record = eventRecord;
+const others = (tag: string, n: number): RawRecord[] => otherRecords('sess_gaps', tag, n, 50);
+const mine = (from: number, to: number): RawRecord[] => Array.from({ length: to - from + 1 }, (_, i) => record(seqEvent(target, from + i, 'em_gaps')));
+const highWatermark = () => highWatermarkOf(topic);
+const storedPosition = (redis: Redis, group: string) => storedPositionOf(redis, prefix, group, topic);
 
 async function applyAll(redis: Redis, c: DashboardConsumer): Promise<void> {
   const high = await highWatermark();
@@ -78,13 +63,7 @@ beforeAll(async () => {
     // [B]
     await produceRaw(topic, [...mine(7, 7), ...others('c', 10)]);
     const second = dashboard('latest');
-    await second.start();
-    // The second group starts at the end, which librdkafka looks up only once it fetches: produce
-    // until it has applied some (bounded).
-    for (let i = 0; i < 60 && (await storedPosition(redis, second.options.group)) === undefined; i++) {
-      await produceRaw(topic, others(`e${i}`, 5));
-      await sleep(250);
-    }
+    await startAtEnd(second, redis, prefix, topic, (i) => others(`e${i}`, 5));
     secondSince = Number(await redis.hget(redisKeys(prefix).offsetsOwner(second.options.group, topic), 'since:0'));
     await produceRaw(topic, [...others('f', 1100), ...mine(8, 8), ...others('g', 10)]);
     await applyAll(redis, second);
@@ -93,13 +72,7 @@ beforeAll(async () => {
   }
 }, 120_000);
 
-afterAll(async () => {
-  for (const c of consumers) await c.close().catch(() => undefined);
-  for (const t of [topic, `${topic}.dlq`, `${topic}.alerts`]) await deleteTopic(t);
-  const redis = new Redis(stack.redisUrl);
-  await dropRedisPrefix(redis, prefix);
-  await redis.quit();
-});
+afterAll(() => cleanUp(consumers, topic, prefix));
 
 describe('the gaps of a session Kafka index', () => {
   it('notes a gap only where its group applied every record in between', async () => {

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { KafkaAdmin, redisKeys, resolveSettings, type AgentTraceSettings } from '@agenttrace/common';
+import { redisKeys, resolveSettings, type AgentTraceSettings } from '@agenttrace/common';
 import type { AgentEvent } from '@agenttrace/contract';
 import { SessionReader } from '@agenttrace/sessions';
 import type { DashboardConsumer } from '@agenttrace/dashboard-consumer';
 import { testDashboard } from '../../../test-support/dashboard.js';
-import { createTopic, deleteTopic, eventually, makeEvent, produceRaw, sleep, stack, uniqueName, type RawRecord } from '../../../test-support/stack.js';
+import { createTopic, eventually, produceRaw, stack, uniqueName, type RawRecord } from '../../../test-support/stack.js';
+import { cleanUp, eventRecord, highWatermark as highWatermarkOf, otherRecords, seqEvent, startAtEnd, storedPosition as storedPositionOf } from './partition-fixtures.js';
 
 /**
  * A Kafka read of a session skips the offsets where a dashboard consumer group vouches that no
@@ -27,11 +28,9 @@ let settings: AgentTraceSettings;
 let high1 = 0;
 let high3 = 0;
 
-const T0 = Date.parse('2026-03-02T09:00:00Z');
-const event = (sessionId: string, seq: number, emitter = 'em_range'): AgentEvent =>
-  makeEvent({ session_id: sessionId, emitter_id: emitter, seq, event_type: seq === 0 ? 'session_start' : 'tool_call', timestamp: new Date(T0 + seq * 1000).toISOString(), payload: seq === 0 ? {} : { tool: `tool.${seq}`, input: { seq }, output: { ok: true }, latency_ms: 1 } });
-const record = (e: AgentEvent): RawRecord => ({ key: e.session_id, value: JSON.stringify(e) });
-const others = (tag: string, n: number): RawRecord[] => Array.from({ length: n }, (_, i) => record(event(`sess_range_${tag}_${i % 20}`, Math.floor(i / 20), `em_${tag}`)));
+const event = (sessionId: string, seq: number, emitter = 'em_range'): AgentEvent => seqEvent(sessionId, seq, emitter);
+const record = eventRecord;
+const others = (tag: string, n: number): RawRecord[] => otherRecords('sess_range', tag, n, 20);
 
 function dashboard(group: string, startFrom: 'earliest' | 'latest'): DashboardConsumer {
   const c = testDashboard(topic, prefix, { group, startFrom });
@@ -39,19 +38,8 @@ function dashboard(group: string, startFrom: 'earliest' | 'latest'): DashboardCo
   return c;
 }
 
-async function highWatermark(): Promise<number> {
-  const admin = new KafkaAdmin({ brokers: stack.brokers });
-  try {
-    return (await admin.watermarks(topic, [0], 5000)).get(0)?.high ?? 0;
-  } finally {
-    admin.close();
-  }
-}
-
-async function storedPosition(redis: Redis, group: string): Promise<number | undefined> {
-  const v = await redis.hget(redisKeys(prefix).offsets(group, topic), '0');
-  return v === null ? undefined : Number(v);
-}
+const highWatermark = () => highWatermarkOf(topic);
+const storedPosition = (redis: Redis, group: string) => storedPositionOf(redis, prefix, group, topic);
 
 beforeAll(async () => {
   await createTopic(topic, 1);
@@ -77,13 +65,7 @@ beforeAll(async () => {
     await produceRaw(topic, [...others('c', 30), record(event(target, 10)), record(event(target, 11)), ...others('d', 10)]);
     const high2 = await highWatermark();
     const second = dashboard(uniqueName('range-g2'), 'latest');
-    await second.start();
-    // The second group starts at the end, which librdkafka looks up only once it fetches: records
-    // produced before that are not its to apply. Produce until it has applied some (bounded).
-    for (let i = 0; i < 60 && (await storedPosition(redis, second.options.group)) === undefined; i++) {
-      await produceRaw(topic, others(`e${i}`, 5));
-      await sleep(250);
-    }
+    await startAtEnd(second, redis, prefix, topic, (i) => others(`e${i}`, 5));
     high3 = await highWatermark();
     await eventually('the second group applied the last records', async () => (await storedPosition(redis, second.options.group)) === high3, 30_000);
     expect(high3).toBeGreaterThan(high2);
@@ -92,14 +74,7 @@ beforeAll(async () => {
   }
 }, 120_000);
 
-afterAll(async () => {
-  for (const c of consumers) await c.close().catch(() => undefined);
-  for (const t of [topic, `${topic}.dlq`, `${topic}.alerts`]) await deleteTopic(t);
-  const redis = new Redis(stack.redisUrl);
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
+afterAll(() => cleanUp(consumers, topic, prefix));
 
 describe('a Kafka read bounded by what the dashboard applied', () => {
   it('skips the gap a group vouches for and still finds the records no group applied', async () => {

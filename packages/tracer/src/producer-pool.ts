@@ -38,6 +38,15 @@ const CONNECT_BACKOFF = { minMs: 250, maxMs: 5000 };
 /** A confirmation waits for librdkafka in slices this long (it gives up on events by itself at message.timeout.ms). */
 const FLUSH_SLICE_MS = 1000;
 const DISCONNECT_FLUSH_MS = 5000;
+/**
+ * librdkafka times records out (message.timeout.ms) only when the leader's broker thread wakes:
+ * while the broker is down that is at each reconnect attempt, and its reconnect backoff grows to
+ * reconnect.backoff.max.ms (10 s by default). A record could then be reported failed 10 s after
+ * its delivery timeout, outliving a flush()/close() bounded by that timeout (deliveryTimeoutMs +
+ * 5 s) so that it rejected FLUSH_TIMEOUT with every event's fate still unknown. One reconnect
+ * attempt a second keeps each failure report within about a second of its timeout.
+ */
+const RECONNECT_BACKOFF_MAX_MS = 1000;
 
 type RdProducer = InstanceType<typeof Kafka.Producer>;
 
@@ -95,6 +104,7 @@ export class SharedProducer {
       'queue.buffering.max.messages': 200_000,
       'queue.buffering.max.kbytes': 262_144,
       'message.timeout.ms': this.settings.deliveryTimeoutMs,
+      'reconnect.backoff.max.ms': RECONNECT_BACKOFF_MAX_MS,
       // Reports for failed records only, with the record (whose event_id and emitter_id route it).
       'delivery.report.only.error': true,
       dr_msg_cb: true,

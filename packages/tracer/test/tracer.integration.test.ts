@@ -287,6 +287,50 @@ describe('tracer against a broker that goes away', () => {
     }
   }, 120_000);
 
+  it('reports each event failed about its delivery timeout after it was recorded, however long the broker has been down', async () => {
+    // librdkafka times records out only when the broker's thread wakes, at each reconnect attempt,
+    // and its reconnect backoff grows with every refused attempt: events recorded over a long
+    // outage must not wait for a late attempt (up to 10 s by default) to be reported.
+    const topic = uniqueName('longdown');
+    const errors: TracerError[] = [];
+    const failedAt = new Map<string, number>();
+    const deliveryTimeoutMs = 3000;
+    const tracer = new AgentTracer({
+      sessionId: 'sess_longdown',
+      agentId: 'a',
+      topic,
+      kafka: { brokers },
+      deliveryTimeoutMs,
+      sessionEvents: false,
+      onError: (e) => {
+        errors.push(e);
+        if (e.code === 'DELIVERY_FAILED') for (const id of e.eventIds) failedAt.set(id, Date.now());
+      },
+    });
+    tracer.logDecision({ action: 'first' });
+    await tracer.flush();
+    process.kill(nodePid(cluster, 1), 'SIGKILL');
+    try {
+      // Four per second for 12 s: longer than librdkafka's longest reconnect backoff, so some
+      // events are recorded just after an attempt, whatever the attempts' phase.
+      const recordedAt = new Map<string, number>();
+      for (let i = 0; i < 48; i++) {
+        recordedAt.set(tracer.logDecision({ action: `down-${i}` }), Date.now());
+        await sleep(250);
+      }
+      // flush()'s own default bound (deliveryTimeoutMs + 5 s) is enough for every fate to be known.
+      await expect(tracer.flush()).rejects.toMatchObject({ code: 'DELIVERY_FAILED' });
+      expect(errors.filter((e) => e.code === 'FLUSH_TIMEOUT')).toEqual([]);
+      expect([...failedAt.keys()].sort()).toEqual([...recordedAt.keys()].sort());
+      const late = [...recordedAt].map(([id, at]) => failedAt.get(id)! - at).filter((ms) => ms > deliveryTimeoutMs + 2500);
+      expect(late, 'failure reports that came long after the delivery timeout (ms after recording)').toEqual([]);
+      expect(tracer.stats()).toMatchObject({ delivered: 1, failed: 48, pending: 0 });
+    } finally {
+      await startNode(name, 1);
+    }
+    await tracer.close().catch(() => undefined);
+  }, 120_000);
+
   it('reports undelivered events when the broker stays down longer than the delivery timeout', async () => {
     const topic = uniqueName('staydown');
     const errors: TracerError[] = [];

@@ -35,6 +35,15 @@ export async function createTopic(topic: string, partitions = 4, brokers = stack
   const admin = new KafkaAdmin(kafkaConn(brokers));
   try {
     await admin.ensureTopic({ topic, num_partitions: partitions, replication_factor: -1, config });
+    // CreateTopics answers once the controller has the topic; a broker knows it a moment later (up
+    // to ~0.9 s seen here). A client that asks in between is told "unknown topic" and asks again
+    // only after a growing backoff, so a test's first records could still be unsent when the
+    // fault it injects a second later strikes. Return once a broker describes the topic.
+    const deadline = Date.now() + 15_000;
+    while ((await admin.partitionCount(topic, 5000).catch(() => undefined)) === undefined) {
+      if (Date.now() > deadline) throw new Error(`topic ${topic} was created but no broker of ${brokers.join(',')} describes it after 15 s`);
+      await sleep(50);
+    }
   } finally {
     admin.close();
   }

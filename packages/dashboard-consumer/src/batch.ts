@@ -289,11 +289,11 @@ export function buildPlan(good: GoodRecord[], skipped: SkippedRecord[], ctx: Pla
       fo: String(s.fo),
       lo: String(s.lo),
       et: s.et,
-      // [after, before] pairs: no record of the session lies strictly between the two offsets.
-      g: s.gaps.map(([a, b]) => `${a}:${b}`),
       ch: k.sessionChannel(s.id),
     };
     if (s.st) h.st = s.st;
+    // 'after:before' pairs: no record of the session lies strictly between the two offsets.
+    if (s.gaps.length > 0) h.g = s.gaps.map(([a, b]) => `${a}:${b}`);
     hs.push(h);
   }
   const partList: Array<[number, number, number]> = [...parts].map(([p, [first, last]]) => [p, first, last + 1]);

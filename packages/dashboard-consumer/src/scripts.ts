@@ -123,12 +123,12 @@ for _, s in ipairs(h.s) do
   -- strictly between the two offsets, so a reader skips them. Each is noted when the index rises
   -- past it, only where this group applied every record in between: inside this batch, or from
   -- the group's since:<partition> on (a group that started later cannot vouch for what it skipped).
-  local ko = redis.call('HMGET', kKafka, 'last_offset', 'partition', 'cluster_id', 'topic_id', 'gaps')
+  local ko = redis.call('HMGET', kKafka, 'last_offset', 'partition', 'cluster_id', 'topic_id')
   local idxFresh = fresh or not ko[1]
   if h.own and ko[3] and (ko[3] ~= h.own[1] or ko[4] ~= h.own[2]) then idxFresh = true end
   if idxFresh then
     redis.call('HSET', kKafka, 'topic', h.topic, 'partition', s.p, 'first_offset', s.fo, 'last_offset', s.lo)
-    if h.own and #s.g > 0 then redis.call('HSET', kKafka, 'gaps', table.concat(s.g, ',', 1, math.min(#s.g, h.gapMax)))
+    if h.own and s.g then redis.call('HSET', kKafka, 'gaps', table.concat(s.g, ',', 1, math.min(#s.g, h.gapMax)))
     else redis.call('HDEL', kKafka, 'gaps') end
   elseif ko[2] ~= tostring(s.p) then
     redis.call('HSET', kKafka, 'last_offset', s.lo)
@@ -146,15 +146,20 @@ for _, s in ipairs(h.s) do
           if tonumber(s.fo) - from > h.gap then new[#new + 1] = from .. ':' .. s.fo end
         end
       end
-      for _, g in ipairs(s.g) do
-        if tonumber(string.match(g, '^(%d+)')) >= last then new[#new + 1] = g end
+      if s.g then
+        for _, g in ipairs(s.g) do
+          if tonumber(string.match(g, '^(%d+)')) >= last then new[#new + 1] = g end
+        end
       end
-      local have = 0
-      if ko[5] and ko[5] ~= '' then have = select(2, string.gsub(ko[5], ',', '')) + 1 end
-      if #new > 0 and have < h.gapMax then
-        local add = table.concat(new, ',', 1, math.min(#new, h.gapMax - have))
-        if have > 0 then add = ko[5] .. ',' .. add end
-        redis.call('HSET', kKafka, 'gaps', add)
+      if #new > 0 then
+        local old = redis.call('HGET', kKafka, 'gaps')
+        local have = 0
+        if old and old ~= '' then have = select(2, string.gsub(old, ',', '')) + 1 end
+        if have < h.gapMax then
+          local add = table.concat(new, ',', 1, math.min(#new, h.gapMax - have))
+          if have > 0 then add = old .. ',' .. add end
+          redis.call('HSET', kKafka, 'gaps', add)
+        end
       end
     end
   end

@@ -13,7 +13,7 @@ import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { AgentTracer, type TracerError } from '@agenttrace/tracer';
 import { createS3Client, redisKeys, type KafkaConnectionOptions, type S3Options } from '@agenttrace/common';
-import { repoRoot, sleep } from '../test-support/stack.js';
+import { dropRedisPrefix, repoRoot, sleep } from '../test-support/stack.js';
 
 // ---------------------------------------------------------------------------------------------
 // Services under test
@@ -286,17 +286,12 @@ export async function readRedis(redisUrl: string, prefix: string, sessions: Iter
   return out;
 }
 
-/** Deletes every key under a prefix (test clean-up). */
+/** Deletes every key under a prefix (test clean-up), with its own connection (the tests' Redis may be one they restarted). */
 export async function clearRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
   await redis.connect().catch(() => undefined);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await dropRedisPrefix(redis, prefix);
   } finally {
     redis.disconnect();
   }

@@ -38,7 +38,7 @@ export const DEFAULT_MAX_DEPTH = 64;
  * The schema compiled ahead of time (scripts/generate-validator.mjs, ajv's standalone code): a
  * reader's start no longer loads ajv's compiler and compiles the schema (~0.1 s of every CLI run).
  */
-const validator = (): ValidateFunction => validateGenerated as unknown as ValidateFunction;
+const check = validateGenerated as unknown as ValidateFunction;
 
 function describe(errors: ErrorObject[] | null | undefined): string {
   if (!errors || errors.length === 0) return 'does not match the schema';
@@ -85,7 +85,6 @@ export function validateEvent(value: unknown, options: Pick<ParseOptions, 'maxDe
   if (nestingDepth(value, maxDepth) > maxDepth) {
     return { ok: false, reason: 'too_deep', detail: `nested deeper than ${maxDepth} levels` };
   }
-  const check = validator();
   if (!check(value)) return { ok: false, reason: 'schema_violation', detail: describe(check.errors) };
   const ts = Date.parse((value as AgentEvent).timestamp);
   if (Number.isNaN(ts)) return { ok: false, reason: 'schema_violation', detail: '/timestamp is not a valid date' };

@@ -41,6 +41,17 @@ for _, p in ipairs(h.parts) do
 end
 if #stale > 0 then return {'stale', stale} end
 
+-- Appends 'after:before' gaps to a session's Kafka index, keeping at most h.gapMax in all.
+local function appendGaps(kKafka, new)
+  local old = redis.call('HGET', kKafka, 'gaps')
+  local have = 0
+  if old and old ~= '' then have = select(2, string.gsub(old, ',', '')) + 1 end
+  if have >= h.gapMax then return end
+  local add = table.concat(new, ',', 1, math.min(#new, h.gapMax - have))
+  if have > 0 then add = old .. ',' .. add end
+  redis.call('HSET', kKafka, 'gaps', add)
+end
+
 local r = h.r
 local fired = {}
 local counts = {}
@@ -126,13 +137,11 @@ for _, s in ipairs(h.s) do
   local ko = redis.call('HMGET', kKafka, 'last_offset', 'partition', 'cluster_id', 'topic_id')
   local idxFresh = fresh or not ko[1]
   if h.own and ko[3] and (ko[3] ~= h.own[1] or ko[4] ~= h.own[2]) then idxFresh = true end
-  if idxFresh then
-    redis.call('HSET', kKafka, 'topic', h.topic, 'partition', s.p, 'first_offset', s.fo, 'last_offset', s.lo)
-    if h.own and s.g then redis.call('HSET', kKafka, 'gaps', table.concat(s.g, ',', 1, math.min(#s.g, h.gapMax)))
-    else redis.call('HDEL', kKafka, 'gaps') end
-  elseif ko[2] ~= tostring(s.p) then
-    redis.call('HSET', kKafka, 'last_offset', s.lo)
+  if idxFresh or ko[2] ~= tostring(s.p) then
+    if idxFresh then redis.call('HSET', kKafka, 'topic', h.topic, 'partition', s.p, 'first_offset', s.fo, 'last_offset', s.lo)
+    else redis.call('HSET', kKafka, 'last_offset', s.lo) end
     redis.call('HDEL', kKafka, 'gaps')
+    if idxFresh and h.own and s.g then appendGaps(kKafka, s.g) end
   elseif tonumber(s.lo) > tonumber(ko[1]) then
     redis.call('HSET', kKafka, 'last_offset', s.lo)
     if h.own then
@@ -146,21 +155,10 @@ for _, s in ipairs(h.s) do
           if tonumber(s.fo) - from > h.gap then new[#new + 1] = from .. ':' .. s.fo end
         end
       end
-      if s.g then
-        for _, g in ipairs(s.g) do
-          if tonumber(string.match(g, '^(%d+)')) >= last then new[#new + 1] = g end
-        end
+      for _, g in ipairs(s.g or {}) do
+        if tonumber(string.match(g, '^(%d+)')) >= last then new[#new + 1] = g end
       end
-      if #new > 0 then
-        local old = redis.call('HGET', kKafka, 'gaps')
-        local have = 0
-        if old and old ~= '' then have = select(2, string.gsub(old, ',', '')) + 1 end
-        if have < h.gapMax then
-          local add = table.concat(new, ',', 1, math.min(#new, h.gapMax - have))
-          if have > 0 then add = old .. ',' .. add end
-          redis.call('HSET', kKafka, 'gaps', add)
-        end
-      end
+      if #new > 0 then appendGaps(kKafka, new) end
     end
   end
   if h.own then redis.call('HSET', kKafka, 'cluster_id', h.own[1], 'topic_id', h.own[2]) end

@@ -29,13 +29,14 @@ export function planScan(p: { start: number; high: number; lastIndexed?: number;
   if (p.lastIndexed === undefined) return whole;
   const skips: OffsetRange[] = [];
   for (const g of p.gaps ?? []) if (g.end <= p.lastIndexed) skips.push(g);
-  let gap: OffsetRange | undefined;
+  // The largest tail after the last indexed offset that one group applied whole.
+  let applied: OffsetRange | undefined;
   for (const c of p.coverage) {
     const start = Math.max(p.lastIndexed + 1, c.since, p.start);
     const end = Math.min(c.position, p.high);
-    if (end > start && (!gap || end - start > gap.end - gap.start)) gap = { start, end };
+    if (end > start && (!applied || end - start > applied.end - applied.start)) applied = { start, end };
   }
-  if (gap) skips.push(gap);
+  if (applied) skips.push(applied);
   let out = whole;
   for (const skip of skips) out = out.flatMap((r) => subtract(r, skip));
   return out;
